@@ -1,0 +1,86 @@
+"""The hub database connection: a SQLAlchemy URL kept secret, defaulting to an embedded SQLite file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def state_dir() -> Path:
+    """Return the project's git-ignored state folder (override with `DATAHUB_STATE_DIR`)."""
+    folder = Path(os.environ.get("DATAHUB_STATE_DIR", PROJECT_ROOT / ".state"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def embedded_sqlite_url() -> str:
+    """Return the URL of the embedded SQLite hub database."""
+    return f"sqlite:///{state_dir() / 'hub.db'}"
+
+
+class DatabaseConnection(Block):
+    """Where imports are loaded: PostgreSQL in production, an embedded SQLite file by default."""
+
+    _block_type_name = "Hub Database"
+    _description = "The hub database that import jobs load into (a SQLAlchemy URL, kept secret)."
+
+    url: SecretStr | None = Field(
+        default=None,
+        title="SQLAlchemy URL",
+        description="Database URL, e.g. `postgresql+psycopg://user:password@host:5432/hub`. Kept "
+        "secret because it may hold a password. Empty: the embedded SQLite file in the project's "
+        "`.state` folder.",
+    )
+    echo_sql: bool = Field(default=False, description="Log every SQL statement (for debugging only).")
+
+    def sqlalchemy_url(self) -> str:
+        """Return the URL to connect with (secret: never log it)."""
+        return self.url.get_secret_value() if self.url is not None else embedded_sqlite_url()
+
+    def display_url(self) -> str:
+        """Return the URL with its password masked, safe for logs and reports."""
+        return make_url(self.sqlalchemy_url()).render_as_string(hide_password=True)
+
+    def engine(self) -> sa.Engine:
+        """Return a new engine; SQLite gets real transactions and on-disk temporary storage."""
+        url = make_url(self.sqlalchemy_url())
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_engine(url, echo=self.echo_sql)
+        return sa.create_engine(url, echo=self.echo_sql, pool_pre_ping=True)
+
+
+def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling skips DDL; take it over so a file's whole load,
+        # temporary staging tables included, commits or rolls back as one.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "temp_store=FILE",  # staging of a large file stays on disk, not in memory
+            "cache_size=-65536",
+            "busy_timeout=30000",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine

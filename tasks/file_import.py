@@ -1,0 +1,183 @@
+"""Import one downloaded CSV file into the hub database in one transaction, and ledger it.
+
+This is the "load" step of the CSV job: transcode if needed, read the header, plan the mapping,
+then parse, validate and stage batch by batch, check new keys against the database, check the
+reject threshold, merge, write the ledger entry and commit. Any failure rolls the whole file back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from blocks.database import DatabaseConnection
+from tasks.csv import CsvFormat, CsvHeader, iter_batches, read_header, to_utf8
+from tasks.entities import entity as entity_named
+from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
+from tasks.ledger import record_file
+from tasks.load import Staging
+from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.report import FileReport, Reject, RejectSink, TableResult
+from tasks.schema import ensure_system_tables
+
+RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A downloaded file and what the server said about it."""
+
+    remote_path: str
+    local_path: Path
+    size: int
+    modified: datetime | None
+    sha256: str
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How a job reads and loads its files."""
+
+    job: str
+    run_id: str
+    entity: str
+    mapping: Mapping[str, str] | None
+    csv: CsvFormat
+    formats: CellFormats
+    reject_threshold_percent: float
+
+
+class ThresholdExceededError(BadFileError):
+    """Too many rows of one file were rejected; the file was rolled back."""
+
+
+def import_csv_file(
+    engine: sa.Engine, source: SourceFile, settings: LoadSettings, *, rejects_dir: Path, logger: RunLogger
+) -> tuple[FileReport, list[Reject]]:
+    """Load `source` whole or not at all; return its report and its first rejects."""
+    started = time.monotonic()
+    name = source.remote_path
+    sink = RejectSink(rejects_dir / (Path(name).name + ".rejects.csv"))
+    report = FileReport(path=name, status="FAILED", size=source.size, sha256=source.sha256)
+    try:
+        utf8 = to_utf8(source.local_path, settings.csv.encoding)
+        header = read_header(utf8, settings.csv.delimiter, name=name)
+        plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
+        report.ignored_columns = list(plan.ignored_columns)
+        _load(engine, utf8, header, plan, settings, source, sink, report, logger)
+        report.status = "PARTIAL" if report.rejected else "SUCCESS"
+        if report.rows_read == 0:
+            report.message = "The file has a header and no data rows."
+    except ThresholdExceededError as exc:
+        report.message = str(exc)
+    except ImportJobError as exc:
+        report.message = str(exc)
+        report.rows_read = report.inserted = report.updated = report.unchanged = 0
+    except sa.exc.DBAPIError as exc:
+        raise SourceUnavailableError(
+            f"{name}: the hub database failed during the load, which was rolled back: "
+            f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0][:300]}. Re-run the job once "
+            "the database is reachable."
+        ) from exc
+    finally:
+        for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
+            leftover.unlink(missing_ok=True)
+    report.rejects_file = str(sink.path) if sink.count else None
+    report.seconds = round(time.monotonic() - started, 3)
+    return report, sink.sample
+
+
+def _load(
+    engine: sa.Engine,
+    utf8: Path,
+    header: CsvHeader,
+    plan: MappingPlan,
+    settings: LoadSettings,
+    source: SourceFile,
+    sink: RejectSink,
+    report: FileReport,
+    logger: RunLogger,
+) -> None:
+    with engine.begin() as conn:
+        ensure_system_tables(conn)
+        staging = Staging(conn, plan)
+        try:
+            _stage_file(utf8, header, plan, settings, staging, sink, report, logger)
+            report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)
+            db_rejects = staging.reject_incomplete_new_keys()
+            sink.add(db_rejects)
+            report.rejected += db_rejects["record"].n_unique()
+            _check_threshold(report, settings.reject_threshold_percent)
+            counts = staging.merge()
+        finally:
+            staging.drop()
+        report.tables = {name: TableResult(**vars(c)) for name, c in counts.items()}
+        row_counts = counts[plan.row_table.name]
+        report.inserted, report.updated, report.unchanged = row_counts.inserted, row_counts.updated, row_counts.unchanged
+        record_file(
+            conn,
+            job=settings.job,
+            path=source.remote_path,
+            size=source.size,
+            modified_at=source.modified,
+            sha256=source.sha256,
+            run_id=settings.run_id,
+            outcome="PARTIAL" if report.rejected else "SUCCESS",
+        )
+
+
+def _stage_file(
+    utf8: Path,
+    header: CsvHeader,
+    plan: MappingPlan,
+    settings: LoadSettings,
+    staging: Staging,
+    sink: RejectSink,
+    report: FileReport,
+    logger: RunLogger,
+) -> None:
+    started = time.monotonic()
+    for batch in iter_batches(utf8, settings.csv, header, name=report.path):
+        validated = validate_batch(batch, plan, settings.formats)
+        report.rows_read += batch.height
+        report.rejected += validated.rejected_records
+        sink.add(validated.rejects)
+        staging.stage(validated.rows)
+        elapsed = max(time.monotonic() - started, 1e-6)
+        logger.info(
+            "%s: %d rows read, %d rejected, %.0f rows/s", report.path, report.rows_read, report.rejected, report.rows_read / elapsed
+        )
+
+
+def _check_threshold(report: FileReport, threshold_percent: float) -> None:
+    if report.rows_read == 0:
+        return
+    share = 100.0 * report.rejected / report.rows_read
+    if share > threshold_percent:
+        raise ThresholdExceededError(
+            f"{report.rejected} of {report.rows_read} rows rejected ({share:.1f} %), over the job's "
+            f"`reject_threshold_percent` of {threshold_percent:g} %: nothing from this file was loaded. "
+            "Fix the rejected rows (see the rejects), or raise the threshold."
+        )
+
+
+@task(name="load-file", cache_policy=NO_CACHE)
+def load_file(
+    target: str | None, source: SourceFile, settings: LoadSettings, rejects_dir: Path
+) -> tuple[FileReport, list[Reject]]:
+    """Load one downloaded file into the hub database (one transaction) and ledger it."""
+    database = DatabaseConnection.load(target) if target else DatabaseConnection()
+    engine = database.engine()
+    try:
+        return import_csv_file(engine, source, settings, rejects_dir=rejects_dir, logger=get_run_logger())
+    finally:
+        engine.dispose()

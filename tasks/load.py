@@ -1,0 +1,301 @@
+"""Load one file's validated rows into the hub database, atomically: all of it or nothing.
+
+Rows are staged batch by batch into temporary tables (one per entity table, keyed like it), then
+checked against the database (F-E-001: a new key needs every required-for-creation field), then the
+reject threshold is checked, and only then merged into the real tables and committed by the caller.
+Rows sharing a key collapse in staging: the row table keeps the last row; a parent table (products
+repeated once per variant) keeps, per field, the last non-blank value. The merge updates only the
+mapped columns, and only where a value differs, so a re-run rewrites nothing and counts "unchanged".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+from tasks.csv import LINE, RECORD
+from tasks.entities import CUSTOM_FIELDS_COLUMN, TableSpec
+from tasks.mapping import MISSING, REJECT_SCHEMA, MappingPlan
+from tasks.schema import CREATED_AT, UPDATED_AT, column_type, ensure_table, json_type, quote
+
+
+@dataclass
+class TableCounts:
+    """What a merge did to one table."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass
+class StagingResult:
+    """What staging learned about the file before anything was merged."""
+
+    staged_rows: int = 0
+    duplicates: int = 0
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+
+
+class Staging:
+    """Temporary tables of one file load, on one connection inside one transaction."""
+
+    def __init__(self, conn: sa.Connection, plan: MappingPlan) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.dialect = conn.dialect.name
+        self.sent_rows = 0
+        for table in plan.tables:
+            ensure_table(conn, table, custom_fields=plan.entity.custom_fields and table is plan.entity.root)
+            self._create_staging(table)
+
+    # -- names and columns ------------------------------------------------------------------------
+
+    def staging_name(self, table: TableSpec) -> str:
+        """Return the name of `table`'s staging table."""
+        return f"stg_{table.name}"
+
+    def columns(self, table: TableSpec) -> list[str]:
+        """Return the staged value columns of `table`: its mapped fields, and custom fields on the root."""
+        names = self.plan.fields_of(table)
+        if self._has_custom_fields(table):
+            names.append(CUSTOM_FIELDS_COLUMN)
+        return names
+
+    def _has_custom_fields(self, table: TableSpec) -> bool:
+        return bool(self.plan.custom_columns) and table is self.plan.entity.root
+
+    def _create_staging(self, table: TableSpec) -> None:
+        name = quote(self.staging_name(table))
+        typed = [f"{quote(n)} {column_type(self.dialect, table.field(n).type)}" for n in self.plan.fields_of(table)]
+        if self._has_custom_fields(table):
+            typed.append(f"{quote(CUSTOM_FIELDS_COLUMN)} {json_type(self.dialect)}")
+        typed += [f"{quote(RECORD)} BIGINT", f"{quote(LINE)} BIGINT"]
+        key = ", ".join(quote(k) for k in table.key)
+        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        suffix = " ON COMMIT DROP" if self.dialect == "postgresql" else ""
+        self.conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({', '.join(typed)}, PRIMARY KEY ({key})){suffix}")
+        if self.dialect == "postgresql":
+            incoming = quote(self.staging_name(table) + "_in")
+            self.conn.exec_driver_sql(
+                f"CREATE TEMP TABLE {incoming} (LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+
+    # -- staging ----------------------------------------------------------------------------------
+
+    def stage(self, rows: pl.DataFrame) -> None:
+        """Add a batch of valid rows to every table's staging, collapsing rows that share a key."""
+        self.sent_rows += rows.height
+        for table in self.plan.tables:
+            self._stage_table(table, self._collapse(table, rows))
+
+    def _collapse(self, table: TableSpec, rows: pl.DataFrame) -> pl.DataFrame:
+        columns = [*self.columns(table), RECORD, LINE]
+        key = list(table.key)
+        if table is self.plan.row_table:
+            return rows.select(columns).unique(subset=key, keep="last", maintain_order=True)
+        rest = [c for c in columns if c not in key]
+        latest = [pl.col(c).drop_nulls().last() if c not in (RECORD, LINE) else pl.col(c).last() for c in rest]
+        return rows.group_by(key, maintain_order=True).agg(latest).select(columns)
+
+    def _stage_table(self, table: TableSpec, rows: pl.DataFrame) -> None:
+        if rows.height == 0:
+            return
+        target = self.staging_name(table)
+        columns = [*self.columns(table), RECORD, LINE]
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        if self.dialect == "postgresql":
+            incoming = target + "_in"
+            _copy_into(raw, incoming, columns, rows)
+            self.conn.exec_driver_sql(self._upsert_staging(table, f"SELECT * FROM {quote(incoming)}"))
+            self.conn.exec_driver_sql(f"TRUNCATE {quote(incoming)}")
+        else:
+            marks = ", ".join("?" for _ in columns)
+            cursor = raw.cursor()
+            try:
+                cursor.executemany(self._upsert_staging(table, f"VALUES ({marks})"), rows.iter_rows())
+            finally:
+                cursor.close()
+
+    def _upsert_staging(self, table: TableSpec, source: str) -> str:
+        columns = [*self.columns(table), RECORD, LINE]
+        names = ", ".join(quote(c) for c in columns)
+        stg = quote(self.staging_name(table))
+        keep_last_value = table is not self.plan.row_table
+        sets = ", ".join(
+            f"{quote(c)} = coalesce(excluded.{quote(c)}, {stg}.{quote(c)})"
+            if keep_last_value and c not in (RECORD, LINE, CUSTOM_FIELDS_COLUMN)
+            else f"{quote(c)} = excluded.{quote(c)}"
+            for c in columns
+            if c not in table.key
+        )
+        key = ", ".join(quote(k) for k in table.key)
+        where = " WHERE true" if source.startswith("SELECT") else ""
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+        return f"INSERT INTO {stg} ({names}) {source}{where} ON CONFLICT ({key}) {action}"
+
+    # -- checks against the database --------------------------------------------------------------
+
+    def reject_incomplete_new_keys(self) -> pl.DataFrame:
+        """Remove new keys lacking a required-for-creation field (F-E-001); return their rejects."""
+        rejects = [self._reject_new_keys(table) for table in self.plan.tables]
+        rejects += [self._reject_orphans(child) for child in self.plan.tables[1:]]
+        return pl.concat(rejects).sort("record") if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+
+    def _reject_new_keys(self, table: TableSpec) -> pl.DataFrame:
+        mapped = set(self.plan.fields_of(table))
+        required = [s.name for s in table.fields if s.required and s.name not in table.key]
+        unmapped = [name for name in required if name not in mapped]
+        blank = [name for name in required if name in mapped]
+        if not unmapped and not blank:
+            return pl.DataFrame(schema=REJECT_SCHEMA)
+        condition = "true" if unmapped else " OR ".join(f"s.{quote(n)} IS NULL" for n in blank)
+        predicate = f"NOT EXISTS ({self._exists_in_target(table)}) AND ({condition})"
+        stg = quote(self.staging_name(table))
+        keys = ", ".join(f"s.{quote(k)}" for k in table.key)
+        nulls = ", ".join(f"s.{quote(n)} IS NULL" for n in blank) or "NULL"
+        found = self.conn.exec_driver_sql(
+            f"SELECT {keys}, s.{quote(RECORD)}, s.{quote(LINE)}, {nulls} FROM {stg} AS s WHERE {predicate}"
+        ).all()
+        if found:
+            self.conn.exec_driver_sql(f"DELETE FROM {stg} AS s WHERE {predicate}")
+        width = len(table.key)
+        return _rejects(
+            (
+                row[width],
+                row[width + 1],
+                self._column_of(_missing(unmapped, blank, row[width + 2 :])[0]),
+                None,
+                f"New {table.name} key {'/'.join(map(str, row[:width]))} cannot be created: required field(s) "
+                f"{', '.join(_missing(unmapped, blank, row[width + 2 :]))} missing or blank.",
+            )
+            for row in found
+        )
+
+    def _reject_orphans(self, child: TableSpec) -> pl.DataFrame:
+        parent = self.plan.tables[0]
+        stg, parent_stg = quote(self.staging_name(child)), quote(self.staging_name(parent))
+        on = " AND ".join(f"p.{quote(k)} = s.{quote(k)}" for k in child.parent_key)
+        on_target = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in child.parent_key)
+        predicate = (
+            f"NOT EXISTS (SELECT 1 FROM {parent_stg} AS p WHERE {on}) "
+            f"AND NOT EXISTS (SELECT 1 FROM {quote(parent.name)} AS t WHERE {on_target})"
+        )
+        keys = ", ".join(f"s.{quote(k)}" for k in child.parent_key)
+        found = self.conn.exec_driver_sql(
+            f"SELECT {keys}, s.{quote(RECORD)}, s.{quote(LINE)} FROM {stg} AS s WHERE {predicate}"
+        ).all()
+        if found:
+            self.conn.exec_driver_sql(f"DELETE FROM {stg} AS s WHERE {predicate}")
+        width = len(child.parent_key)
+        return _rejects(
+            (
+                row[width],
+                row[width + 1],
+                self._column_of(child.parent_key[0]),
+                "/".join(map(str, row[:width])),
+                f"Its {parent.name} {'/'.join(map(str, row[:width]))} was rejected, so this row cannot load.",
+            )
+            for row in found
+        )
+
+    def _exists_in_target(self, table: TableSpec) -> str:
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in table.key)
+        return f"SELECT 1 FROM {quote(table.name)} AS t WHERE {on}"
+
+    def _column_of(self, field_name: str) -> str:
+        return next((m.column for m in self.plan.fields if m.spec.name == field_name), field_name)
+
+    def staged_count(self, table: TableSpec) -> int:
+        """Return how many rows `table`'s staging holds."""
+        return int(self.conn.exec_driver_sql(f"SELECT count(*) FROM {quote(self.staging_name(table))}").scalar_one())
+
+    # -- merge ------------------------------------------------------------------------------------
+
+    def merge(self) -> dict[str, TableCounts]:
+        """Merge every staged table into its real table, root first; return what changed."""
+        now = datetime.now(UTC)
+        stamp: Any = now if self.dialect == "postgresql" else now.isoformat()
+        return {table.name: self._merge_table(table, stamp) for table in self.plan.tables}
+
+    def _merge_table(self, table: TableSpec, stamp: Any) -> TableCounts:
+        staged = self.staged_count(table)
+        updated = self.conn.execute(sa.text(self._update_sql(table)), {"now": stamp}).rowcount
+        inserted = self.conn.execute(sa.text(self._insert_sql(table)), {"now": stamp}).rowcount
+        return TableCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
+
+    def _new_value(self, table: TableSpec, column: str) -> str:
+        target, source = f"{quote(table.name)}.{quote(column)}", f"s.{quote(column)}"
+        if column == CUSTOM_FIELDS_COLUMN:
+            if self.dialect == "postgresql":
+                return f"jsonb_strip_nulls(coalesce({target}, '{{}}'::jsonb) || {source})"
+            return f"json_patch(coalesce({target}, '{{}}'), {source})"
+        # A required field of a parent table is never cleared by a repeated row left blank.
+        if table is not self.plan.row_table and table.field(column).required:
+            return f"coalesce({source}, {target})"
+        return source
+
+    def _update_sql(self, table: TableSpec) -> str:
+        columns = [c for c in self.columns(table) if c not in table.key]
+        if not columns:
+            return "SELECT 1 WHERE false" if self.dialect == "sqlite" else "SELECT 1 WHERE false"
+        target = quote(table.name)
+        sets = ", ".join(f"{quote(c)} = {self._new_value(table, c)}" for c in columns)
+        on = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in table.key)
+        if self.dialect == "postgresql":
+            old = ", ".join(f"{target}.{quote(c)}" for c in columns)
+            new = ", ".join(self._new_value(table, c) for c in columns)
+            changed = f"ROW({old}) IS DISTINCT FROM ROW({new})"
+        else:
+            changed = " OR ".join(f"{target}.{quote(c)} IS NOT {self._new_value(table, c)}" for c in columns)
+        return (
+            f"UPDATE {target} SET {sets}, {quote(UPDATED_AT)} = :now "
+            f"FROM {quote(self.staging_name(table))} AS s WHERE {on} AND ({changed})"
+        )
+
+    def _insert_sql(self, table: TableSpec) -> str:
+        columns = self.columns(table)
+        names = ", ".join(quote(c) for c in [*columns, CREATED_AT, UPDATED_AT])
+        values = ", ".join(self._inserted_value(c) for c in columns)
+        return (
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT {values}, :now, :now "
+            f"FROM {quote(self.staging_name(table))} AS s WHERE NOT EXISTS ({self._exists_in_target(table)})"
+        )
+
+    def _inserted_value(self, column: str) -> str:
+        if column != CUSTOM_FIELDS_COLUMN:
+            return f"s.{quote(column)}"
+        if self.dialect == "postgresql":
+            return f"jsonb_strip_nulls(s.{quote(column)})"
+        return f"json_patch('{{}}', s.{quote(column)})"
+
+    def drop(self) -> None:
+        """Drop the staging tables (SQLite keeps temporary tables for the connection's life)."""
+        if self.dialect == "sqlite":
+            for table in self.plan.tables:
+                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(self.staging_name(table))}")
+
+
+def _missing(unmapped: list[str], blank: list[str], nulls: tuple[Any, ...]) -> list[str]:
+    return unmapped + [name for name, is_null in zip(blank, nulls, strict=False) if is_null]
+
+
+def _rejects(rows: Any) -> pl.DataFrame:
+    records = [
+        {"record": r, "line": ln, "column": c, "value": v, "code": MISSING, "message": m} for r, ln, c, v, m in rows
+    ]
+    return pl.DataFrame(records, schema=REJECT_SCHEMA)
+
+
+def _copy_into(raw: Any, table: str, columns: list[str], rows: pl.DataFrame) -> None:
+    names = ", ".join(quote(c) for c in columns)
+    payload = rows.select(columns).write_csv(include_header=False, null_value=r"\N", quote_style="non_numeric")
+    with raw.cursor() as cursor, cursor.copy(
+        f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT csv, NULL '\\N')"
+    ) as copy:
+        copy.write(payload)

@@ -1,0 +1,331 @@
+"""Map source columns onto entity fields and validate every cell with polars expressions.
+
+A row that breaks a rule is rejected with the domain's code (F-E-001 missing, F-E-008 not allowed,
+F-E-009 not a boolean, F-E-010 too long, F-E-012 wrong format), its record number, the line where it
+starts, the column and the raw value; the other rows go on. Valid values leave here as canonical text
+(ISO dates, `.` decimals, `1`/`0` booleans, JSON lists), which both databases read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.csv import LINE, RECORD
+from tasks.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
+from tasks.errors import BadFileError
+
+MISSING, NOT_ALLOWED, NOT_BOOLEAN, TOO_LONG, WRONG_FORMAT = (
+    "F-E-001",
+    "F-E-008",
+    "F-E-009",
+    "F-E-010",
+    "F-E-012",
+)
+REJECT_SCHEMA = {
+    "record": pl.Int64,
+    "line": pl.Int64,
+    "column": pl.String,
+    "value": pl.String,
+    "code": pl.String,
+    "message": pl.String,
+}
+_INTEGER = r"^[+-]?\d+$"
+_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_DATETIME_FORMATS_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z")
+_DATETIME_FORMATS_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
+
+
+class CellFormats(BaseModel):
+    """How cells are written (the domain's defaults: `.` decimals, DD/MM/YYYY, TRUE/FALSE, `||`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Cell formats")
+
+    decimal_separator: str = Field(
+        default=".", pattern=r"^[.,]$", description="Decimal separator of numbers: `.` or `,`."
+    )
+    date_formats: list[str] = Field(
+        default=["%d/%m/%Y", "%Y-%m-%d"],
+        min_length=1,
+        description="Accepted date formats (strftime codes), tried in order. Default: DD/MM/YYYY, then ISO.",
+    )
+    true_values: list[str] = Field(
+        default=["TRUE"], min_length=1, description="Cell values read as true (case-insensitive)."
+    )
+    false_values: list[str] = Field(
+        default=["FALSE"], min_length=1, description="Cell values read as false (case-insensitive)."
+    )
+    list_separator: str = Field(
+        default="||", min_length=1, description="Separator between the values of a multi-value cell."
+    )
+
+
+@dataclass(frozen=True)
+class MappedField:
+    """One source column copied into one entity field."""
+
+    column: str
+    spec: FieldSpec
+    required_here: bool
+
+
+@dataclass(frozen=True)
+class MappingPlan:
+    """What a file's header means for its entity: mapped fields, custom fields and tables to load."""
+
+    entity: Entity
+    fields: tuple[MappedField, ...]
+    custom_columns: tuple[str, ...]
+    tables: tuple[TableSpec, ...]
+    ignored_columns: tuple[str, ...]
+
+    @property
+    def row_table(self) -> TableSpec:
+        """Return the most specific table loaded: one of its rows per file record."""
+        return self.tables[-1]
+
+    @property
+    def mapped_names(self) -> set[str]:
+        """Return the names of the mapped fields."""
+        return {mapped.spec.name for mapped in self.fields}
+
+    def fields_of(self, table: TableSpec) -> list[str]:
+        """Return the mapped fields that `table` holds, in the table's order."""
+        mapped = self.mapped_names
+        return [spec.name for spec in table.fields if spec.name in mapped]
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """A batch split into loadable rows (canonical text) and rejects (one line per broken rule)."""
+
+    rows: pl.DataFrame
+    rejects: pl.DataFrame
+    rejected_records: int
+
+
+def field_problems(entity: Entity, mapping: Mapping[str, str]) -> list[str]:
+    """Return what is wrong with a job's explicit mapping for `entity` (empty when it is right)."""
+    valid = entity.field_names
+    problems = [
+        f"column {column!r} is mapped to `{target}`, which {entity.name} does not have; "
+        f"valid fields: {', '.join(valid)}"
+        for column, target in mapping.items()
+        if target not in valid
+    ]
+    targets = list(mapping.values())
+    repeated = sorted({target for target in targets if targets.count(target) > 1})
+    if repeated:
+        problems.append(f"fields {repeated} are mapped from more than one column; map each field once")
+    missing_keys = [key for key in entity.root.key if key not in targets]
+    if missing_keys:
+        problems.append(f"the key {missing_keys} of {entity.name} is not mapped; map a column onto it")
+    return problems
+
+
+def plan_mapping(
+    entity: Entity, mapping: Mapping[str, str] | None, header: list[str], *, name: str
+) -> MappingPlan:
+    """Match the file's header with the job's mapping (or the domain's standard headers)."""
+    explicit = mapping is not None
+    wanted = dict(mapping) if mapping is not None else entity.standard_mapping()
+    absent = [column for column in wanted if column not in header] if explicit else []
+    if absent:
+        raise BadFileError(
+            f"{name}: mapped column(s) {absent} are not in the file's header {header}. "
+            "Fix the `mapping` of the job, or the header of the file."
+        )
+    columns = {column: target for column, target in wanted.items() if column in header}
+    tables = _tables_to_load(entity, set(columns.values()), name)
+    row_table = tables[-1]
+    fields = tuple(
+        MappedField(column, _spec(tables, target), _required_in_row(tables, row_table, target))
+        for column, target in columns.items()
+        if any(target in table.by_name for table in tables)
+    )
+    custom = tuple(c for c in header if c.startswith(CUSTOM_FIELD_PREFIX) and entity.custom_fields)
+    used = {mapped.column for mapped in fields} | set(custom)
+    return MappingPlan(entity, fields, custom, tables, tuple(c for c in header if c not in used))
+
+
+def _tables_to_load(entity: Entity, targets: set[str], name: str) -> tuple[TableSpec, ...]:
+    if not set(entity.root.key) <= targets:
+        raise BadFileError(
+            f"{name}: no column is mapped onto the key {list(entity.root.key)} of {entity.name}. "
+            f"Add the column (standard header: {[entity.root.by_name[k].csv_header for k in entity.root.key]})"
+            " or map it in the job's `mapping`."
+        )
+    tables = [entity.root]
+    for child in entity.tables[1:]:
+        own = {spec.name for spec in child.fields} - set(child.parent_key)
+        if set(child.key) <= targets:
+            tables.append(child)
+        elif own & targets - set(entity.root.by_name):
+            raise BadFileError(
+                f"{name}: fields of {child.name} {sorted(own & targets)} are mapped but its key "
+                f"{list(child.key)} is not. Map the key too, or drop those columns."
+            )
+    return tuple(tables)
+
+
+def _spec(tables: tuple[TableSpec, ...], target: str) -> FieldSpec:
+    return next(table.by_name[target] for table in tables if target in table.by_name)
+
+
+def _required_in_row(tables: tuple[TableSpec, ...], row_table: TableSpec, target: str) -> bool:
+    # Parent fields may be blank on repeated rows ("later rows carry only the product id"); they are
+    # checked on the collapsed parent instead. Keys and the row table's required fields never are.
+    if any(target in table.key for table in tables):
+        return True
+    return target in row_table.by_name and row_table.by_name[target].required
+
+
+def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> ValidatedBatch:
+    """Convert a text batch with `plan`; a row with any broken rule is rejected whole."""
+    checks = [_check(mapped, formats) for mapped in plan.fields]
+    values = [value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)]
+    codes = [code.alias(f"_code{i}") for i, (_, code) in enumerate(checks)]
+    custom = [_custom_fields(plan.custom_columns)] if plan.custom_columns else []
+    frame = batch.with_columns(*codes)
+    failed = pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes)))
+    frame = frame.with_columns(failed.fill_null(False).alias("_failed")) if codes else frame.with_columns(
+        pl.lit(False).alias("_failed")
+    )
+    good = frame.filter(~pl.col("_failed"))
+    rows = good.select(pl.col(RECORD), pl.col(LINE), *values, *custom)
+    bad = frame.filter(pl.col("_failed"))
+    return ValidatedBatch(rows, _rejects(bad, plan, formats), bad.height)
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+
+
+def _check(mapped: MappedField, formats: CellFormats) -> tuple[pl.Expr, pl.Expr]:
+    """Return (canonical value, error code) expressions for one mapped column."""
+    spec, blank = mapped.spec, _blank(mapped.column)
+    value, wrong = _convert(mapped.column, spec, formats)
+    code = pl.when(blank & pl.lit(mapped.required_here)).then(pl.lit(MISSING))
+    code = code.when(~blank & wrong.fill_null(True)).then(pl.lit(_code_for(spec)))
+    if spec.max_length is not None and spec.type == "text":
+        code = code.when(pl.col(mapped.column).str.len_chars() > spec.max_length).then(pl.lit(TOO_LONG))
+    return pl.when(blank).then(None).otherwise(value), code.otherwise(None)
+
+
+def _code_for(spec: FieldSpec) -> str:
+    if spec.enum:
+        return NOT_ALLOWED
+    return NOT_BOOLEAN if spec.type == "boolean" else WRONG_FORMAT
+
+
+def _convert(column: str, spec: FieldSpec, formats: CellFormats) -> tuple[pl.Expr, pl.Expr]:
+    """Return (canonical text, is-wrong) for a non-blank cell of `spec`'s type."""
+    raw = pl.col(column)
+    text = raw.str.strip_chars()
+    match spec.type:
+        case "text":
+            return _enum(raw, spec) if spec.enum else (raw, pl.lit(False))
+        case "integer":
+            return text.str.strip_prefix("+"), ~text.str.contains(_INTEGER)
+        case "decimal":
+            number = text.str.replace(",", ".", literal=True) if formats.decimal_separator == "," else text
+            return number, ~number.str.contains(_DECIMAL)
+        case "boolean":
+            upper = text.str.to_uppercase()
+            trues = [v.upper() for v in formats.true_values]
+            falses = [v.upper() for v in formats.false_values]
+            value = pl.when(upper.is_in(trues)).then(pl.lit("1")).when(upper.is_in(falses)).then(pl.lit("0"))
+            return value, value.is_null()
+        case "date":
+            parsed = pl.coalesce(text.str.to_date(fmt, strict=False) for fmt in formats.date_formats)
+            return parsed.dt.to_string("%Y-%m-%d"), parsed.is_null()
+        case "datetime":
+            parsed = _datetime(text)
+            return parsed.dt.to_string("%Y-%m-%dT%H:%M:%S%.6f+00:00"), parsed.is_null()
+        case "list":
+            return _list(raw, spec, formats.list_separator)
+
+
+def _enum(raw: pl.Expr, spec: FieldSpec) -> tuple[pl.Expr, pl.Expr]:
+    canonical = {value.upper(): value for value in spec.enum}
+    value = raw.str.strip_chars().str.to_uppercase().replace_strict(canonical, default=None)
+    return value, value.is_null()
+
+
+def _datetime(text: pl.Expr) -> pl.Expr:
+    aware = [
+        text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        for fmt in _DATETIME_FORMATS_AWARE
+    ]
+    naive = [
+        text.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+        for fmt in _DATETIME_FORMATS_NAIVE
+    ]
+    zulu = text.str.replace(r"Z$", "+00:00")
+    aware_zulu = zulu.str.to_datetime(_DATETIME_FORMATS_AWARE[0], strict=False, time_unit="us", time_zone="UTC")
+    return pl.coalesce([*aware, aware_zulu, *naive])
+
+
+def _list(raw: pl.Expr, spec: FieldSpec, separator: str) -> tuple[pl.Expr, pl.Expr]:
+    items = raw.str.split(separator, literal=True).list.eval(
+        pl.element().str.strip_chars().filter(pl.element() != "")
+    )
+    wrong = items.list.eval(~pl.element().is_in(list(spec.enum))).list.any() if spec.enum else pl.lit(False)
+    # polars encodes a struct as JSON; cut the {"v": ...} wrapper off to keep the array.
+    as_json = pl.struct(items.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
+    return as_json, wrong
+
+
+def _custom_fields(columns: tuple[str, ...]) -> pl.Expr:
+    # A JSON merge patch: an empty cell becomes null, which deletes that custom field on merge.
+    cells = [
+        pl.when(_blank(column)).then(None).otherwise(pl.col(column)).alias(column[len(CUSTOM_FIELD_PREFIX) :])
+        for column in columns
+    ]
+    return pl.struct(cells).struct.json_encode().alias(CUSTOM_FIELDS_COLUMN)
+
+
+def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> pl.DataFrame:
+    if bad.height == 0:
+        return pl.DataFrame(schema=REJECT_SCHEMA)
+    parts = [
+        bad.filter(pl.col(f"_code{i}").is_not_null()).select(
+            pl.col(RECORD).alias("record"),
+            pl.col(LINE).alias("line"),
+            pl.lit(mapped.column).alias("column"),
+            pl.col(mapped.column).alias("value"),
+            pl.col(f"_code{i}").alias("code"),
+            _message(pl.col(f"_code{i}"), mapped.spec, formats).alias("message"),
+        )
+        for i, mapped in enumerate(plan.fields)
+    ]
+    return pl.concat(parts).sort("record").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+def _message(code: pl.Expr, spec: FieldSpec, formats: CellFormats) -> pl.Expr:
+    messages = {
+        MISSING: f"Required field `{spec.name}` is missing or blank.",
+        NOT_ALLOWED: f"Unexpected value for `{spec.name}`; it must be one of {', '.join(spec.enum)}.",
+        NOT_BOOLEAN: f"`{spec.name}` expects a boolean: "
+        f"{'/'.join(formats.true_values)} or {'/'.join(formats.false_values)}.",
+        TOO_LONG: f"Size limit exceeded: `{spec.name}` must be at most {spec.max_length} characters.",
+        WRONG_FORMAT: f"`{spec.name}` does not respect the format {_format_name(spec, formats)}.",
+    }
+    return code.replace_strict(messages, default="Invalid value.", return_dtype=pl.String)
+
+
+def _format_name(spec: FieldSpec, formats: CellFormats) -> str:
+    match spec.type:
+        case "integer":
+            return "INTEGER (digits only)"
+        case "decimal":
+            return f"DECIMAL (with `{formats.decimal_separator}` as decimal separator)"
+        case "date":
+            return "DATE (" + " or ".join(formats.date_formats) + ")"
+        case "datetime":
+            return "DATETIME (ISO 8601, e.g. 2026-11-23T10:15:00Z)"
+        case _:
+            return spec.type.upper()
