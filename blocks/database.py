@@ -84,3 +84,12 @@ def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def hub_database(block_name: str | None) -> DatabaseConnection:
+    """Return the saved Hub Database block `block_name`, or the embedded default when it is empty."""
+    if not block_name:
+        return DatabaseConnection()
+    loaded = DatabaseConnection.load(block_name)
+    assert isinstance(loaded, DatabaseConnection)  # load() is typed for async callers too
+    return loaded

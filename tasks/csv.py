@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv as stdlib_csv
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def read_header(path: Path, delimiter: str, *, name: str) -> CsvHeader:
     if any("\x00" in column for column in columns):
         raise BadFileError(f"{name}: the header holds NUL bytes; this is not a text CSV file.")
     _refuse_wrong_delimiter(columns, delimiter, name)
-    _refuse_duplicate_columns(columns, name)
+    _refuse_duplicate_columns([column.strip() for column in columns], name)
     return CsvHeader([column.strip() for column in columns], lines)
 
 
@@ -114,8 +115,7 @@ def _refuse_wrong_delimiter(columns: list[str], delimiter: str, name: str) -> No
 
 
 def _refuse_duplicate_columns(columns: list[str], name: str) -> None:
-    seen: set[str] = set()
-    duplicates = sorted({column for column in columns if column in seen or seen.add(column)})
+    duplicates = sorted(column for column, count in Counter(columns).items() if count > 1)
     if duplicates:
         raise BadFileError(
             f"{name}: the header repeats column(s) {duplicates}; each column name must be unique. "
@@ -138,7 +138,8 @@ def iter_batches(path: Path, fmt: CsvFormat, header: CsvHeader, *, name: str) ->
     try:
         for batch in scan.collect_batches(chunk_size=fmt.batch_rows):
             numbered, line_offset = _number_lines(batch, line_offset)
-            yield numbered
+            # A blank line (a trailing one, say) is no record: drop it, keeping everyone's line number.
+            yield numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in header.columns))
     except pl.exceptions.PolarsError as exc:
         raise BadFileError(f"{name}: the file cannot be parsed as CSV: {_first_line(exc)}") from exc
 
@@ -146,9 +147,7 @@ def iter_batches(path: Path, fmt: CsvFormat, header: CsvHeader, *, name: str) ->
 def _number_lines(batch: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, int]:
     # A quoted cell may span lines: a record starts after every newline of the records before it.
     text_columns = [column for column in batch.columns if column != RECORD]
-    multiline = [
-        column for column in text_columns if batch[column].str.contains("\n", literal=True).any()
-    ]
+    multiline = [column for column in text_columns if batch[column].str.contains("\n", literal=True).any()]
     if multiline:
         spans = pl.sum_horizontal(
             pl.col(column).str.count_matches("\n", literal=True).fill_null(0) for column in multiline
@@ -158,9 +157,7 @@ def _number_lines(batch: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, i
         )
         next_line = first_line + int(numbered.select(spans.sum()).item())
     else:
-        numbered = batch.with_columns(
-            (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias(LINE)
-        )
+        numbered = batch.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias(LINE))
         next_line = first_line + batch.height
     return numbered.with_columns(pl.col(RECORD).cast(pl.Int64)), next_line
 

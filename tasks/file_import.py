@@ -19,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from blocks.database import DatabaseConnection
+from blocks.database import hub_database
 from tasks.csv import CsvFormat, CsvHeader, iter_batches, read_header, to_utf8
 from tasks.entities import entity as entity_named
 from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
@@ -66,7 +66,7 @@ def import_csv_file(
     """Load `source` whole or not at all; return its report and its first rejects."""
     started = time.monotonic()
     name = source.remote_path
-    sink = RejectSink(rejects_dir / (Path(name).name + ".rejects.csv"))
+    sink = RejectSink(rejects_dir / (name.strip("/").replace("/", "__") + ".rejects.csv"))
     report = FileReport(path=name, status="FAILED", size=source.size, sha256=source.sha256)
     try:
         utf8 = to_utf8(source.local_path, settings.csv.encoding)
@@ -82,11 +82,16 @@ def import_csv_file(
     except ImportJobError as exc:
         report.message = str(exc)
         report.rows_read = report.inserted = report.updated = report.unchanged = 0
+    except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+        report.message = (
+            f"{name}: the hub database refused the file's data, so nothing of it was loaded: "
+            f"{_database_reason(exc)}. Fix the value in the file."
+        )
+        report.rows_read = report.inserted = report.updated = report.unchanged = 0
     except sa.exc.DBAPIError as exc:
         raise SourceUnavailableError(
             f"{name}: the hub database failed during the load, which was rolled back: "
-            f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0][:300]}. Re-run the job once "
-            "the database is reachable."
+            f"{_database_reason(exc)}. Re-run the job once the database is reachable."
         ) from exc
     finally:
         for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
@@ -122,7 +127,11 @@ def _load(
             staging.drop()
         report.tables = {name: TableResult(**vars(c)) for name, c in counts.items()}
         row_counts = counts[plan.row_table.name]
-        report.inserted, report.updated, report.unchanged = row_counts.inserted, row_counts.updated, row_counts.unchanged
+        report.inserted, report.updated, report.unchanged = (
+            row_counts.inserted,
+            row_counts.updated,
+            row_counts.unchanged,
+        )
         record_file(
             conn,
             job=settings.job,
@@ -154,8 +163,17 @@ def _stage_file(
         staging.stage(validated.rows)
         elapsed = max(time.monotonic() - started, 1e-6)
         logger.info(
-            "%s: %d rows read, %d rejected, %.0f rows/s", report.path, report.rows_read, report.rejected, report.rows_read / elapsed
+            "%s: %d rows read, %d rejected, %.0f rows/s",
+            report.path,
+            report.rows_read,
+            report.rejected,
+            report.rows_read / elapsed,
         )
+
+
+def _database_reason(exc: sa.exc.DBAPIError) -> str:
+    # The driver's first line says what and where; SQLAlchemy's own text repeats the SQL.
+    return f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0][:300]}"
 
 
 def _check_threshold(report: FileReport, threshold_percent: float) -> None:
@@ -175,8 +193,7 @@ def load_file(
     target: str | None, source: SourceFile, settings: LoadSettings, rejects_dir: Path
 ) -> tuple[FileReport, list[Reject]]:
     """Load one downloaded file into the hub database (one transaction) and ledger it."""
-    database = DatabaseConnection.load(target) if target else DatabaseConnection()
-    engine = database.engine()
+    engine = hub_database(target).engine()
     try:
         return import_csv_file(engine, source, settings, rejects_dir=rejects_dir, logger=get_run_logger())
     finally:

@@ -49,7 +49,12 @@ def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_i
         ensure_system_tables(conn)
         conn.execute(
             runs.insert().values(
-                run_id=run_id, job=job, kind=kind, flow_run_id=flow_run_id, started_at=started, status="RUNNING"
+                run_id=run_id,
+                job=job,
+                kind=kind,
+                flow_run_id=flow_run_id,
+                started_at=started,
+                status="RUNNING",
             )
         )
     return started
@@ -101,7 +106,9 @@ def find_loaded(
     )
 
 
-def find_loaded_file(engine: sa.Engine, job: str, *, sha256: str | None = None, path: str | None = None) -> LedgerEntry | None:
+def find_loaded_file(
+    engine: sa.Engine, job: str, *, sha256: str | None = None, path: str | None = None
+) -> LedgerEntry | None:
     """Like `find_loaded`, on a connection of its own."""
     with engine.begin() as conn:
         ensure_system_tables(conn)
@@ -132,7 +139,9 @@ def record_file(
             recorded_at=datetime.now(UTC),
         )
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def record_move(engine: sa.Engine, entry_id: int, moved_to: str) -> None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from tasks.csv import LINE, RECORD
 from tasks.entities import CUSTOM_FIELDS_COLUMN, TableSpec
-from tasks.mapping import MISSING, REJECT_SCHEMA, MappingPlan
+from tasks.mapping import CUSTOM_FIELDS_GIVEN, MISSING, REJECT_SCHEMA, MappingPlan
 from tasks.schema import CREATED_AT, UPDATED_AT, column_type, ensure_table, json_type, quote
 
 
@@ -71,14 +71,18 @@ class Staging:
 
     def _create_staging(self, table: TableSpec) -> None:
         name = quote(self.staging_name(table))
-        typed = [f"{quote(n)} {column_type(self.dialect, table.field(n).type)}" for n in self.plan.fields_of(table)]
+        typed = [
+            f"{quote(n)} {column_type(self.dialect, table.field(n).type)}" for n in self.plan.fields_of(table)
+        ]
         if self._has_custom_fields(table):
             typed.append(f"{quote(CUSTOM_FIELDS_COLUMN)} {json_type(self.dialect)}")
         typed += [f"{quote(RECORD)} BIGINT", f"{quote(LINE)} BIGINT"]
         key = ", ".join(quote(k) for k in table.key)
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
         suffix = " ON COMMIT DROP" if self.dialect == "postgresql" else ""
-        self.conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({', '.join(typed)}, PRIMARY KEY ({key})){suffix}")
+        self.conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {name} ({', '.join(typed)}, PRIMARY KEY ({key})){suffix}"
+        )
         if self.dialect == "postgresql":
             incoming = quote(self.staging_name(table) + "_in")
             self.conn.exec_driver_sql(
@@ -99,8 +103,7 @@ class Staging:
         if table is self.plan.row_table:
             return rows.select(columns).unique(subset=key, keep="last", maintain_order=True)
         rest = [c for c in columns if c not in key]
-        latest = [pl.col(c).drop_nulls().last() if c not in (RECORD, LINE) else pl.col(c).last() for c in rest]
-        return rows.group_by(key, maintain_order=True).agg(latest).select(columns)
+        return rows.group_by(key, maintain_order=True).agg(_latest(c) for c in rest).select(columns)
 
     def _stage_table(self, table: TableSpec, rows: pl.DataFrame) -> None:
         if rows.height == 0:
@@ -129,7 +132,7 @@ class Staging:
         keep_last_value = table is not self.plan.row_table
         sets = ", ".join(
             f"{quote(c)} = coalesce(excluded.{quote(c)}, {stg}.{quote(c)})"
-            if keep_last_value and c not in (RECORD, LINE, CUSTOM_FIELDS_COLUMN)
+            if keep_last_value and c not in (RECORD, LINE)
             else f"{quote(c)} = excluded.{quote(c)}"
             for c in columns
             if c not in table.key
@@ -213,7 +216,9 @@ class Staging:
 
     def staged_count(self, table: TableSpec) -> int:
         """Return how many rows `table`'s staging holds."""
-        return int(self.conn.exec_driver_sql(f"SELECT count(*) FROM {quote(self.staging_name(table))}").scalar_one())
+        return int(
+            self.conn.exec_driver_sql(f"SELECT count(*) FROM {quote(self.staging_name(table))}").scalar_one()
+        )
 
     # -- merge ------------------------------------------------------------------------------------
 
@@ -225,25 +230,27 @@ class Staging:
 
     def _merge_table(self, table: TableSpec, stamp: Any) -> TableCounts:
         staged = self.staged_count(table)
-        updated = self.conn.execute(sa.text(self._update_sql(table)), {"now": stamp}).rowcount
+        update = self._update_sql(table)
+        updated = self.conn.execute(sa.text(update), {"now": stamp}).rowcount if update else 0
         inserted = self.conn.execute(sa.text(self._insert_sql(table)), {"now": stamp}).rowcount
         return TableCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
 
     def _new_value(self, table: TableSpec, column: str) -> str:
         target, source = f"{quote(table.name)}.{quote(column)}", f"s.{quote(column)}"
         if column == CUSTOM_FIELDS_COLUMN:
+            # A parent whose rows never gave a custom field stages NULL: keep what is stored.
             if self.dialect == "postgresql":
-                return f"jsonb_strip_nulls(coalesce({target}, '{{}}'::jsonb) || {source})"
-            return f"json_patch(coalesce({target}, '{{}}'), {source})"
+                return f"coalesce(jsonb_strip_nulls(coalesce({target}, '{{}}'::jsonb) || {source}), {target})"
+            return f"coalesce(json_patch(coalesce({target}, '{{}}'), {source}), {target})"
         # A required field of a parent table is never cleared by a repeated row left blank.
         if table is not self.plan.row_table and table.field(column).required:
             return f"coalesce({source}, {target})"
         return source
 
-    def _update_sql(self, table: TableSpec) -> str:
+    def _update_sql(self, table: TableSpec) -> str | None:
         columns = [c for c in self.columns(table) if c not in table.key]
         if not columns:
-            return "SELECT 1 WHERE false" if self.dialect == "sqlite" else "SELECT 1 WHERE false"
+            return None  # a file of keys only: nothing to update, new keys are still inserted
         target = quote(table.name)
         sets = ", ".join(f"{quote(c)} = {self._new_value(table, c)}" for c in columns)
         on = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in table.key)
@@ -281,21 +288,34 @@ class Staging:
                 self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(self.staging_name(table))}")
 
 
+def _latest(column: str) -> pl.Expr:
+    """Return the value a parent keeps from its repeated rows: the last one given."""
+    if column in (RECORD, LINE):
+        return pl.col(column).last()
+    if column == CUSTOM_FIELDS_COLUMN:
+        return pl.col(column).filter(pl.col(CUSTOM_FIELDS_GIVEN)).last()
+    return pl.col(column).drop_nulls().last()
+
+
 def _missing(unmapped: list[str], blank: list[str], nulls: tuple[Any, ...]) -> list[str]:
     return unmapped + [name for name, is_null in zip(blank, nulls, strict=False) if is_null]
 
 
 def _rejects(rows: Any) -> pl.DataFrame:
     records = [
-        {"record": r, "line": ln, "column": c, "value": v, "code": MISSING, "message": m} for r, ln, c, v, m in rows
+        {"record": r, "line": ln, "column": c, "value": v, "code": MISSING, "message": m}
+        for r, ln, c, v, m in rows
     ]
     return pl.DataFrame(records, schema=REJECT_SCHEMA)
 
 
 def _copy_into(raw: Any, table: str, columns: list[str], rows: pl.DataFrame) -> None:
     names = ", ".join(quote(c) for c in columns)
-    payload = rows.select(columns).write_csv(include_header=False, null_value=r"\N", quote_style="non_numeric")
-    with raw.cursor() as cursor, cursor.copy(
-        f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT csv, NULL '\\N')"
-    ) as copy:
+    payload = rows.select(columns).write_csv(
+        include_header=False, null_value=r"\N", quote_style="non_numeric"
+    )
+    with (
+        raw.cursor() as cursor,
+        cursor.copy(f"COPY {quote(table)} ({names}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy,
+    ):
         copy.write(payload)

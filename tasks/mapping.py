@@ -25,6 +25,7 @@ MISSING, NOT_ALLOWED, NOT_BOOLEAN, TOO_LONG, WRONG_FORMAT = (
     "F-E-010",
     "F-E-012",
 )
+CUSTOM_FIELDS_GIVEN = "_custom_fields_given"
 REJECT_SCHEMA = {
     "record": pl.Int64,
     "line": pl.Int64,
@@ -34,7 +35,7 @@ REJECT_SCHEMA = {
     "message": pl.String,
 }
 _INTEGER = r"^[+-]?\d+$"
-_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"  # a bounded exponent: both databases hold it
 _DATETIME_FORMATS_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z")
 _DATETIME_FORMATS_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
@@ -188,11 +189,17 @@ def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats)
     checks = [_check(mapped, formats) for mapped in plan.fields]
     values = [value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)]
     codes = [code.alias(f"_code{i}") for i, (_, code) in enumerate(checks)]
-    custom = [_custom_fields(plan.custom_columns)] if plan.custom_columns else []
+    custom = (
+        [_custom_fields(plan.custom_columns), _custom_fields_given(plan.custom_columns)]
+        if plan.custom_columns
+        else []
+    )
     frame = batch.with_columns(*codes)
     failed = pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes)))
-    frame = frame.with_columns(failed.fill_null(False).alias("_failed")) if codes else frame.with_columns(
-        pl.lit(False).alias("_failed")
+    frame = (
+        frame.with_columns(failed.fill_null(False).alias("_failed"))
+        if codes
+        else frame.with_columns(pl.lit(False).alias("_failed"))
     )
     good = frame.filter(~pl.col("_failed"))
     rows = good.select(pl.col(RECORD), pl.col(LINE), *values, *custom)
@@ -208,11 +215,16 @@ def _check(mapped: MappedField, formats: CellFormats) -> tuple[pl.Expr, pl.Expr]
     """Return (canonical value, error code) expressions for one mapped column."""
     spec, blank = mapped.spec, _blank(mapped.column)
     value, wrong = _convert(mapped.column, spec, formats)
-    code = pl.when(blank & pl.lit(mapped.required_here)).then(pl.lit(MISSING))
-    code = code.when(~blank & wrong.fill_null(True)).then(pl.lit(_code_for(spec)))
+    rules = [
+        (blank & pl.lit(mapped.required_here), MISSING),
+        (~blank & wrong.fill_null(True), _code_for(spec)),
+    ]
     if spec.max_length is not None and spec.type == "text":
-        code = code.when(pl.col(mapped.column).str.len_chars() > spec.max_length).then(pl.lit(TOO_LONG))
-    return pl.when(blank).then(None).otherwise(value), code.otherwise(None)
+        rules.append((pl.col(mapped.column).str.len_chars() > spec.max_length, TOO_LONG))
+    code = pl.lit(None, dtype=pl.String)
+    for condition, name in reversed(rules):  # the first rule broken is the one reported
+        code = pl.when(condition).then(pl.lit(name)).otherwise(code)
+    return pl.when(blank).then(None).otherwise(value), code
 
 
 def _code_for(spec: FieldSpec) -> str:
@@ -229,7 +241,8 @@ def _convert(column: str, spec: FieldSpec, formats: CellFormats) -> tuple[pl.Exp
         case "text":
             return _enum(raw, spec) if spec.enum else (raw, pl.lit(False))
         case "integer":
-            return text.str.strip_prefix("+"), ~text.str.contains(_INTEGER)
+            number = text.str.strip_prefix("+")  # beyond 64 bits, PostgreSQL's BIGINT would fail the file
+            return number, ~text.str.contains(_INTEGER) | number.cast(pl.Int64, strict=False).is_null()
         case "decimal":
             number = text.str.replace(",", ".", literal=True) if formats.decimal_separator == "," else text
             return number, ~number.str.contains(_DECIMAL)
@@ -265,7 +278,9 @@ def _datetime(text: pl.Expr) -> pl.Expr:
         for fmt in _DATETIME_FORMATS_NAIVE
     ]
     zulu = text.str.replace(r"Z$", "+00:00")
-    aware_zulu = zulu.str.to_datetime(_DATETIME_FORMATS_AWARE[0], strict=False, time_unit="us", time_zone="UTC")
+    aware_zulu = zulu.str.to_datetime(
+        _DATETIME_FORMATS_AWARE[0], strict=False, time_unit="us", time_zone="UTC"
+    )
     return pl.coalesce([*aware, aware_zulu, *naive])
 
 
@@ -273,10 +288,14 @@ def _list(raw: pl.Expr, spec: FieldSpec, separator: str) -> tuple[pl.Expr, pl.Ex
     items = raw.str.split(separator, literal=True).list.eval(
         pl.element().str.strip_chars().filter(pl.element() != "")
     )
-    wrong = items.list.eval(~pl.element().is_in(list(spec.enum))).list.any() if spec.enum else pl.lit(False)
+    wrong = pl.lit(False)
+    if spec.enum:
+        canonical = {value.upper(): value for value in spec.enum}
+        items = items.list.eval(pl.element().str.to_uppercase().replace_strict(canonical, default=None))
+        wrong = items.list.eval(pl.element().is_null()).list.any()
     # polars encodes a struct as JSON; cut the {"v": ...} wrapper off to keep the array.
     as_json = pl.struct(items.alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-    return as_json, wrong
+    return pl.when(items.list.len() > 0).then(as_json), wrong
 
 
 def _custom_fields(columns: tuple[str, ...]) -> pl.Expr:
@@ -286,6 +305,11 @@ def _custom_fields(columns: tuple[str, ...]) -> pl.Expr:
         for column in columns
     ]
     return pl.struct(cells).struct.json_encode().alias(CUSTOM_FIELDS_COLUMN)
+
+
+def _custom_fields_given(columns: tuple[str, ...]) -> pl.Expr:
+    # Repeated parent rows (an order once per line) may leave custom fields blank: "not given".
+    return pl.any_horizontal(~_blank(column) for column in columns).alias(CUSTOM_FIELDS_GIVEN)
 
 
 def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> pl.DataFrame:

@@ -10,6 +10,8 @@ from typing import Literal
 import polars as pl
 from pydantic import BaseModel, Field
 
+from tasks.errors import ImportJobError
+
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 RunStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 REJECT_SAMPLE = 200
@@ -127,6 +129,21 @@ class RejectSink:
             self.sample.extend(Reject(**row) for row in rejects.head(room).iter_rows(named=True))
 
 
+class ImportFailedError(ImportJobError):
+    """A run ended FAILED; carries its report so callers can still read what happened."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def report_of(result: object) -> ImportReport | None:
+    """Return the report a flow run's result holds, whether the run completed or failed."""
+    if isinstance(result, ImportFailedError):
+        return result.report
+    return result if isinstance(result, ImportReport) else None
+
+
 def render_markdown(report: ImportReport) -> str:
     """Return the run summary as markdown, for the Prefect UI and the terminal."""
     lines = [
@@ -190,7 +207,9 @@ def publish_artifacts(report: ImportReport) -> None:
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
     key = _artifact_key(report.job)
-    create_markdown_artifact(key=f"{key}-summary", markdown=render_markdown(report), description="Import summary")
+    create_markdown_artifact(
+        key=f"{key}-summary", markdown=render_markdown(report), description="Import summary"
+    )
     if report.rejects:
         create_table_artifact(
             key=f"{key}-rejects",

@@ -1,0 +1,303 @@
+"""Import CSV files from an FTP, FTPS or SFTP server into the hub database.
+
+`CsvImportJob` is the flow's only parameter and the single source of truth: Prefect builds the UI
+form from it and `prefect.yaml` holds instances of it. Run one locally with
+`python -m flows.import_csv_from_ftp job.yaml`.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from prefect import flow, runtime
+from prefect.logging import get_run_logger
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from blocks.database import hub_database, state_dir
+from tasks.csv import CsvFormat
+from tasks.entities import EntityName, entity
+from tasks.errors import ImportJobError
+from tasks.file_import import LoadSettings, SourceFile, load_file
+from tasks.ftp import RemoteFile, download_file, list_source_files, move_file, stat_source_file
+from tasks.ledger import RunTotals, find_loaded_file, finish_run, record_move, start_run
+from tasks.mapping import CellFormats, field_problems
+from tasks.report import (
+    FileReport,
+    ImportFailedError,
+    ImportReport,
+    publish_artifacts,
+    render_text,
+    report_of,
+)
+
+JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class SingleFile(BaseModel):
+    """Import one file, given by its full path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Single file")
+
+    kind: Literal["file"] = Field(default="file", description="Import one file by its path.")
+    file_path: str = Field(
+        min_length=1,
+        description="Full path of the file on the server, file name included, e.g. "
+        "`folder/sub-folder/import-products.csv`.",
+    )
+    outbound_dir: str | None = Field(
+        default=None, description="Folder to move the file to once imported. Empty: leave it in place."
+    )
+    failed_dir: str | None = Field(
+        default=None, description="Folder to move the file to when it fails. Empty: leave it in place."
+    )
+
+
+class Folder(BaseModel):
+    """Bulk mode: import every matching file of an inbound folder, one by one, oldest first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Folder (bulk)")
+
+    kind: Literal["folder"] = Field(default="folder", description="Import every file of a folder.")
+    inbound_dir: str = Field(min_length=1, description="Folder holding the incoming files.")
+    outbound_dir: str = Field(min_length=1, description="Folder each file is moved to once imported.")
+    pattern: str = Field(default="*.csv", min_length=1, description="File names to import (shell pattern).")
+    failed_dir: str | None = Field(
+        default=None, description="Folder a failed file is moved to. Empty: a failed file stays in inbound."
+    )
+    settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=600,
+        description="Wait between two looks at the folder; a file whose size or time changed is still "
+        "being written and waits for the next run.",
+    )
+    min_age_seconds: float = Field(
+        default=0.0, ge=0, description="Files modified more recently than this are left for the next run."
+    )
+
+
+Source = Annotated[SingleFile | Folder, Field(discriminator="kind")]
+
+
+class CsvImportJob(BaseModel):
+    """One CSV import job: where the files are, how to read them, what they hold, where they go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="CSV import job")
+
+    name: str = Field(
+        pattern=JOB_NAME,
+        description="Unique job name (letters, digits, `-`, `_`, `.`); also the deployment's name.",
+    )
+    connection: str = Field(min_length=1, description="Name of the FTP Connection block to read from.")
+    entity: EntityName = Field(description="What the files hold: one entity of the hub catalogue.")
+    source: Source = Field(description="One file by its path, or every file of a folder (bulk mode).")
+    csv: CsvFormat = Field(description="Delimiter and encoding of the files.")
+    mapping: dict[str, str] | None = Field(
+        default=None,
+        description="CSV column header -> entity field. Empty: columns are matched by the entity's "
+        "standard headers (e.g. `Product External Id`). `CF_<id>` columns are read as custom fields.",
+    )
+    formats: CellFormats = Field(default_factory=CellFormats, description="How cells are written.")
+    target: str | None = Field(
+        default=None,
+        description="Name of the Hub Database block to load into. Empty: the embedded SQLite database.",
+    )
+    reject_threshold_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="A file with more than this share of rejected rows fails and loads nothing.",
+    )
+    force: bool = Field(default=False, description="Import files the ledger has already seen.")
+
+    @model_validator(mode="after")
+    def _check_mapping(self) -> CsvImportJob:
+        if self.mapping is not None:
+            problems = field_problems(entity(self.entity), self.mapping)
+            if problems:
+                raise ValueError("`mapping`: " + "; ".join(problems) + ".")
+        return self
+
+
+@flow(name="import-csv-from-ftp", flow_run_name="{job.name}", validate_parameters=True)
+def import_csv_from_ftp(job: CsvImportJob) -> State:
+    """Import the job's file(s): download, load in one transaction, move; report what happened."""
+    run_id = str(runtime.flow_run.id or uuid.uuid4())
+    database = hub_database(job.target)
+    engine = database.engine()
+    report = ImportReport(
+        job=job.name,
+        entity=job.entity,
+        run_id=run_id,
+        database=database.display_url(),
+        started_at=start_run(engine, run_id=run_id, job=job.name, kind="csv-ftp", flow_run_id=run_id),
+    )
+    try:
+        _import_files(job, report)
+    finally:
+        report.settle(datetime.now(UTC))
+        finish_run(
+            engine, run_id=run_id, status=report.status, totals=_totals(report), message=_summary(report)
+        )
+        engine.dispose()
+    publish_artifacts(report)
+    get_run_logger().info("\n%s", render_text(report))
+    return _final_state(report)
+
+
+def _import_files(job: CsvImportJob, report: ImportReport) -> None:
+    work = state_dir() / "tmp"
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
+        for remote in _source_files(job, report):
+            report.add(*_import_one(job, remote, Path(local_dir), report.run_id))
+
+
+def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
+    source = job.source
+    if isinstance(source, SingleFile):
+        found = stat_source_file(job.connection, source.file_path)
+        if found is None:
+            report.warnings.append(f"{source.file_path} is not on the server (already imported and moved?).")
+        return [found] if found is not None else []
+    listing = list_source_files(
+        job.connection,
+        source.inbound_dir,
+        source.pattern,
+        settle_seconds=source.settle_seconds,
+        min_age_seconds=source.min_age_seconds,
+    )
+    report.warnings += [
+        f"{f.path} is still being written; it waits for the next run." for f in listing.growing
+    ]
+    return list(listing.ready)
+
+
+def _import_one(
+    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str
+) -> tuple[FileReport, list[Any]]:
+    database = hub_database(job.target)
+    engine = database.engine()
+    try:
+        return _download_load_move(job, remote, local_dir, run_id, engine)
+    except ImportJobError as exc:
+        return FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc)), []
+    finally:
+        engine.dispose()
+
+
+def _download_load_move(
+    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: Any
+) -> tuple[FileReport, list[Any]]:
+    downloaded = download_file(job.connection, remote.path, local_dir)
+    try:
+        seen = None if job.force else find_loaded_file(engine, job.name, sha256=downloaded.sha256)
+        if seen is not None:
+            report = FileReport(
+                path=remote.path,
+                status="SKIPPED",
+                size=remote.size,
+                sha256=downloaded.sha256,
+                message=f"Already imported by this job (same content as {seen.path}); run with `force` to import again.",
+            )
+            _move_after(job, report, ledger_id=seen.id, engine=engine)
+            return report, []
+        source = SourceFile(
+            remote.path, downloaded.local_path, remote.size, remote.modified, downloaded.sha256
+        )
+        report, rejects = load_file(
+            job.target, source, _settings(job, run_id), state_dir() / "rejects" / run_id
+        )
+    finally:
+        downloaded.local_path.unlink(missing_ok=True)
+    loaded = (
+        None if report.status == "FAILED" else find_loaded_file(engine, job.name, sha256=downloaded.sha256)
+    )
+    _move_after(job, report, ledger_id=loaded.id if loaded else None, engine=engine)
+    return report, rejects
+
+
+def _move_after(job: CsvImportJob, report: FileReport, *, ledger_id: int | None, engine: Any) -> None:
+    destination = job.source.failed_dir if report.status == "FAILED" else job.source.outbound_dir
+    if not destination:
+        return
+    try:
+        report.moved_to = move_file(job.connection, report.path, destination)
+    except ImportJobError as exc:
+        if report.status != "FAILED":
+            report.message = f"Loaded and committed, but not moved: {exc} The next run moves it without importing it again."
+            report.status = "FAILED"
+        else:
+            report.message += f" It could not be moved to the failed folder either: {exc}"
+        return
+    if ledger_id is not None:
+        record_move(engine, ledger_id, report.moved_to)
+
+
+def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
+    return LoadSettings(
+        job=job.name,
+        run_id=run_id,
+        entity=job.entity,
+        mapping=job.mapping,
+        csv=job.csv,
+        formats=job.formats,
+        reject_threshold_percent=job.reject_threshold_percent,
+    )
+
+
+def _totals(report: ImportReport) -> RunTotals:
+    return RunTotals(
+        files=len(report.files),
+        rows_read=report.total("rows_read"),
+        inserted=report.total("inserted"),
+        updated=report.total("updated"),
+        unchanged=report.total("unchanged"),
+        rejected=report.total("rejected"),
+    )
+
+
+def _summary(report: ImportReport) -> str:
+    failed = [f"{f.path}: {f.message}" for f in report.files if f.status == "FAILED"]
+    return " | ".join(failed + report.warnings)
+
+
+def _final_state(report: ImportReport) -> State:
+    counts = (
+        f"{len(report.files)} file(s), {report.total('rows_read')} rows read, {report.total('inserted')} inserted, "
+        f"{report.total('updated')} updated, {report.total('unchanged')} unchanged, {report.total('rejected')} rejected"
+    )
+    if report.status == "FAILED":
+        message = f"Import failed: {_summary(report)[:500]} ({counts})"
+        return Failed(message=message, data=ImportFailedError(message, report))
+    names = {"SUCCESS": "Completed", "PARTIAL": "Completed with rejects", "SKIPPED": "Skipped"}
+    return Completed(name=names[report.status], message=counts, data=report)
+
+
+def load_job(path: Path) -> CsvImportJob:
+    """Read a job from a YAML file holding either the job itself or `{job: ...}`."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return CsvImportJob.model_validate(document.get("job", document))
+
+
+def main(argv: list[str]) -> int:
+    """Run the job file given on the command line, locally, and print its report."""
+    if len(argv) != 1:
+        print("usage: python -m flows.import_csv_from_ftp JOB.yaml", file=sys.stderr)
+        return 2
+    state = import_csv_from_ftp(load_job(Path(argv[0])), return_state=True)
+    report = report_of(state.result(raise_on_failure=False))
+    print(render_text(report) if report else f"{state.name}: {state.message}")
+    return 0 if state.is_completed() else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

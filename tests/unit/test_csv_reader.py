@@ -1,0 +1,240 @@
+"""The streaming CSV reader: header checks, transcoding, record numbers and physical lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tasks.csv import LINE, RECORD, CsvFormat, CsvHeader, iter_batches, read_header, to_utf8
+from tasks.errors import BadFileError
+
+
+def write(folder: Path, data: bytes | str, name: str = "in.csv") -> Path:
+    path = folder / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def read_all(
+    path: Path, delimiter: str = ",", batch_rows: int = 1_000
+) -> tuple[CsvHeader, list[pl.DataFrame]]:
+    header = read_header(path, delimiter, name=path.name)
+    fmt = CsvFormat(delimiter=delimiter, batch_rows=batch_rows)  # type: ignore[arg-type]
+    return header, list(iter_batches(path, fmt, header, name=path.name))
+
+
+def records(batches: list[pl.DataFrame]) -> list[dict[str, object]]:
+    return [row for batch in batches for row in batch.to_dicts()]
+
+
+# -- header -----------------------------------------------------------------------------------------
+
+
+def test_header_names_are_read_unquoted_and_stripped(tmp_path: Path) -> None:
+    path = write(tmp_path, '"Name; full";" Price ";Stock\n"a";1;2\n')
+    header = read_header(path, ";", name="in.csv")
+    assert header == CsvHeader(["Name; full", "Price", "Stock"], lines=1)
+
+
+def test_header_after_a_utf8_bom_has_a_clean_first_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffStock External Id,Stock Number\nS1,3\n".encode())
+    header, batches = read_all(path)
+    assert header.columns == ["Stock External Id", "Stock Number"]
+    assert records(batches) == [{RECORD: 1, "Stock External Id": "S1", "Stock Number": "3", LINE: 2}]
+
+
+def test_header_spanning_two_lines_moves_the_first_record_down(tmp_path: Path) -> None:
+    path = write(tmp_path, '"Stock\nExternal Id",Number\nS1,3\nS2,4\n')
+    header, batches = read_all(path)
+    assert header == CsvHeader(["Stock\nExternal Id", "Number"], lines=2)
+    assert [(row[RECORD], row[LINE]) for row in records(batches)] == [(1, 3), (2, 4)]
+
+
+INVALID_HEADERS = [
+    pytest.param(b"", ",", "in.csv: the file is empty; a CSV file needs a header line.", id="empty-file"),
+    pytest.param(
+        b"\n\n", ",", "in.csv: the file is empty; a CSV file needs a header line.", id="blank-lines"
+    ),
+    pytest.param(
+        b"a;b;c\n1;2;3\n",
+        ",",
+        "in.csv: the header is a single column, 'a;b;c'. The file looks ';'-delimited but the job says ',': "
+        "set `csv.delimiter: ';'`.",
+        id="semicolon-file-read-with-comma",
+    ),
+    pytest.param(
+        b"a,b,c\n1,2,3\n",
+        ";",
+        "in.csv: the header is a single column, 'a,b,c'. The file looks ','-delimited but the job says ';': "
+        "set `csv.delimiter: ','`.",
+        id="comma-file-read-with-semicolon",
+    ),
+    pytest.param(
+        b"Name,Price,Name,Stock,Stock\n",
+        ",",
+        "in.csv: the header repeats column(s) ['Name', 'Stock']; each column name must be unique. "
+        "Rename or remove the repeated columns in the file.",
+        id="duplicate-names",
+    ),
+    pytest.param(
+        b"Name, Name\n1,2\n",
+        ",",
+        "in.csv: the header repeats column(s) ['Name']",
+        id="duplicate-names-after-stripping-blanks",
+    ),
+    pytest.param(
+        b"Name,Pr\x00ice\n",
+        ",",
+        "in.csv: the header holds NUL bytes; this is not a text CSV file.",
+        id="nul-in-header",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "delimiter", "message"), INVALID_HEADERS)
+def test_invalid_header_is_explained(tmp_path: Path, data: bytes, delimiter: str, message: str) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, delimiter, name="in.csv")
+    assert str(caught.value).startswith(message)
+
+
+# -- encodings ----------------------------------------------------------------------------------------
+
+
+def test_windows_1252_file_is_transcoded(tmp_path: Path) -> None:
+    path = write(tmp_path, "Nom;Prix\nÉté;5 €\nœuvre « ça »;0\n".encode("windows-1252"))
+    utf8 = to_utf8(path, "windows-1252")
+    assert utf8 != path
+    _, batches = read_all(utf8, ";")
+    assert records(batches) == [
+        {RECORD: 1, "Nom": "Été", "Prix": "5 €", LINE: 2},
+        {RECORD: 2, "Nom": "œuvre « ça »", "Prix": "0", LINE: 3},
+    ]
+
+
+def test_utf8_file_is_read_in_place(tmp_path: Path) -> None:
+    path = write(tmp_path, "Nom\nÉté €\n")
+    assert to_utf8(path, "utf-8") == path
+
+
+def test_windows_1252_file_read_as_utf8_suggests_the_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path, "Nom,Prix\nÉté,5 €\n".encode("windows-1252"))
+    with pytest.raises(BadFileError) as caught:
+        to_utf8(path, "utf-8")
+    message = str(caught.value)
+    assert message.startswith("in.csv: byte 9 is not valid UTF-8 (b'\\xc9t\\xe9,').")
+    assert "set `csv.encoding: windows-1252` (or `iso-8859-1`)" in message
+
+
+# -- records and lines ------------------------------------------------------------------------------
+
+
+def test_records_are_numbered_across_batches(tmp_path: Path) -> None:
+    lines = ["Key,Value"] + [f"K{n},v{n}" for n in range(1, 2_501)]
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    _, batches = read_all(path, batch_rows=1_000)
+    assert len(batches) >= 3
+    assert all(batch.height <= 1_000 for batch in batches)
+    rows = records(batches)
+    assert [row[RECORD] for row in rows] == list(range(1, 2_501))
+    assert [row[LINE] for row in rows] == list(range(2, 2_502))
+    assert rows[-1] == {RECORD: 2_500, "Key": "K2500", "Value": "v2500", LINE: 2_501}
+
+
+def test_multiline_cell_shifts_lines_in_later_batches(tmp_path: Path) -> None:
+    # Record 1500 holds a 3-line cell: every record after it starts 2 lines further down.
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Key", "Text"])
+    for n in range(1, 2_501):
+        writer.writerow([f"K{n}", "one\ntwo, 2\nthree" if n == 1_500 else f"t{n}"])
+    path = write(tmp_path, buffer.getvalue())
+    _, batches = read_all(path, batch_rows=1_000)
+    lines = {row[RECORD]: row[LINE] for row in records(batches)}
+    assert (lines[1], lines[1_499], lines[1_500], lines[1_501], lines[2_500]) == (
+        2,
+        1_500,
+        1_501,
+        1_504,
+        2_503,
+    )
+
+
+def test_quoted_cells_with_newlines_and_delimiters(tmp_path: Path) -> None:
+    path = write(tmp_path, 'Key,Text,N\nA,"line 1\nline 2, still\nline 3",1\nB,"say ""hi""; ok",2\nC,,3\n')
+    _, batches = read_all(path)
+    assert records(batches) == [
+        {RECORD: 1, "Key": "A", "Text": "line 1\nline 2, still\nline 3", "N": "1", LINE: 2},
+        {RECORD: 2, "Key": "B", "Text": 'say "hi"; ok', "N": "2", LINE: 5},
+        {RECORD: 3, "Key": "C", "Text": None, "N": "3", LINE: 6},
+    ]
+
+
+def test_crlf_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'Key;Text\r\nA;"x\r\ny"\r\nB;z\r\n')
+    header, batches = read_all(path, ";")
+    assert header.columns == ["Key", "Text"]
+    assert records(batches) == [
+        {RECORD: 1, "Key": "A", "Text": "x\r\ny", LINE: 2},
+        {RECORD: 2, "Key": "B", "Text": "z", LINE: 4},
+    ]
+
+
+@pytest.mark.parametrize(
+    "data", ["Key,Value\n", "Key,Value", "Key,Value\r\n"], ids=["lf", "no-newline", "crlf"]
+)
+def test_header_only_file_has_no_rows(tmp_path: Path, data: str) -> None:
+    _, batches = read_all(write(tmp_path, data))
+    assert sum(batch.height for batch in batches) == 0
+
+
+def test_unparseable_body_is_a_bad_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'Key,Value\n"K1,v1\n')
+    with pytest.raises(BadFileError, match=r"^in\.csv: the file cannot be parsed as CSV: "):
+        read_all(path)
+
+
+# -- property: anything Python's csv module writes comes back unchanged -----------------------------
+
+CELL = st.text(alphabet=st.sampled_from(list("ab Zé€ßœ\"',;\n|0.9")), max_size=12)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    width=st.integers(min_value=1, max_value=4),
+    data=st.data(),
+    delimiter=st.sampled_from([",", ";"]),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+)
+def test_written_csv_round_trips(
+    tmp_path: Path, width: int, data: st.DataObject, delimiter: str, terminator: str
+) -> None:
+    rows = data.draw(st.lists(st.lists(CELL, min_size=width, max_size=width), max_size=15))
+    header = [f"col{i}" for i in range(width)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator=terminator)
+    writer.writerow(header)
+    starts = []
+    for row in rows:
+        starts.append(buffer.getvalue().count("\n") + 1)
+        writer.writerow(row)
+    path = write(tmp_path, buffer.getvalue(), name="round-trip.csv")
+
+    found, batches = read_all(path, delimiter)
+
+    assert found.columns == header
+    read = records(batches)
+    # A row of empty cells is a blank line, not a record: it is dropped, the others keep their numbers.
+    kept = [
+        i for i, row in enumerate(rows) if width == 1 or any(cell != "" for cell in row)
+    ]  # csv writes a lone "" quoted
+    assert [row[RECORD] for row in read] == [i + 1 for i in kept]
+    assert [row[LINE] for row in read] == [starts[i] for i in kept]
+    assert [[row[name] or "" for name in header] for row in read] == [rows[i] for i in kept]
