@@ -8,8 +8,9 @@ starts, the column and the raw value; the other rows go on. Valid values leave h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -186,7 +187,16 @@ def _required_in_row(tables: tuple[TableSpec, ...], row_table: TableSpec, target
 
 def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> ValidatedBatch:
     """Convert a text batch with `plan`; a row with any broken rule is rejected whole."""
-    checks = [_check(mapped, formats) for mapped in plan.fields]
+    # Dates and datetimes are parsed once per column, format by format on the cells still unparsed
+    # (most files use one format: one attempt, not one per accepted format); the checks read them.
+    parsed = {
+        _parsed_name(i): _parse_temporal(batch[mapped.column], mapped.spec.type, formats).alias(
+            _parsed_name(i)
+        )
+        for i, mapped in enumerate(plan.fields)
+        if mapped.spec.type in ("date", "datetime")
+    }
+    checks = [_check(mapped, formats, _parsed_name(i)) for i, mapped in enumerate(plan.fields)]
     values = [value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)]
     codes = [code.alias(f"_code{i}") for i, (_, code) in enumerate(checks)]
     custom = (
@@ -194,27 +204,93 @@ def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats)
         if plan.custom_columns
         else []
     )
-    frame = batch.with_columns(*codes)
+    frame = (batch.with_columns(*parsed.values()) if parsed else batch).with_columns(*codes)
     failed = pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes)))
     frame = (
         frame.with_columns(failed.fill_null(False).alias("_failed"))
         if codes
         else frame.with_columns(pl.lit(False).alias("_failed"))
     )
-    good = frame.filter(~pl.col("_failed"))
+    if frame["_failed"].any():
+        good = frame.filter(~pl.col("_failed"))
+        bad = frame.filter(pl.col("_failed"))
+    else:  # the usual case: no copy of the batch
+        good, bad = frame, frame.clear()
     rows = good.select(pl.col(RECORD), pl.col(LINE), *values, *custom)
-    bad = frame.filter(pl.col("_failed"))
     return ValidatedBatch(rows, _rejects(bad, plan, formats), bad.height)
+
+
+def _parsed_name(index: int) -> str:
+    return f"_parsed{index}"
+
+
+def _parse_temporal(cells: pl.Series, kind: str, formats: CellFormats) -> pl.Series:
+    """Return `cells` parsed as dates or UTC datetimes (null where no accepted format matches).
+
+    Same result as coalescing every format's parse, in order: each format is tried only on the cells
+    that no earlier format parsed.
+    """
+    attempts = _date_attempts(formats) if kind == "date" else _datetime_attempts()
+    text = cells.str.strip_chars()
+    result: pl.Series | None = None
+    for attempt in attempts:
+        if result is None:
+            result = text.to_frame("t").select(attempt(pl.col("t"))).to_series()
+            continue
+        pending = (result.is_null() & text.is_not_null()).arg_true()
+        if pending.len() == 0:
+            break
+        found = text.gather(pending).to_frame("t").select(attempt(pl.col("t"))).to_series()
+        result = result.scatter(pending, found)
+    assert result is not None
+    return result
+
+
+def _date_attempts(formats: CellFormats) -> list[Callable[[pl.Expr], pl.Expr]]:
+    return [partial(_to_date, fmt=fmt) for fmt in formats.date_formats]
+
+
+def _to_date(text: pl.Expr, fmt: str) -> pl.Expr:
+    return text.str.to_date(fmt, strict=False)
+
+
+def _datetime_attempts() -> list[Callable[[pl.Expr], pl.Expr]]:
+    # The domain's own example (`2026-11-23T10:15:00Z`) first: a fast parse, and no other format
+    # accepts a trailing `Z`, so trying it first changes no result (`%z` needs an offset).
+    return [
+        _zulu_seconds,
+        *(partial(_aware, fmt=fmt) for fmt in _DATETIME_FORMATS_AWARE),
+        _zulu,
+        *(partial(_naive, fmt=fmt) for fmt in _DATETIME_FORMATS_NAIVE),
+    ]
+
+
+def _zulu_seconds(text: pl.Expr) -> pl.Expr:
+    return text.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", strict=False, time_unit="us").dt.replace_time_zone(
+        "UTC"
+    )
+
+
+def _aware(text: pl.Expr, fmt: str) -> pl.Expr:
+    return text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+
+
+def _zulu(text: pl.Expr) -> pl.Expr:
+    return _aware(text.str.replace(r"Z$", "+00:00"), _DATETIME_FORMATS_AWARE[0])
+
+
+def _naive(text: pl.Expr, fmt: str) -> pl.Expr:
+    return text.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone("UTC")
 
 
 def _blank(column: str) -> pl.Expr:
     return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
-def _check(mapped: MappedField, formats: CellFormats) -> tuple[pl.Expr, pl.Expr]:
+def _check(mapped: MappedField, formats: CellFormats, parsed: str) -> tuple[pl.Expr, pl.Expr]:
     """Return (canonical value, error code) expressions for one mapped column."""
     spec, blank = mapped.spec, _blank(mapped.column)
-    value, wrong = _convert(mapped.column, spec, formats)
+    value, wrong = _convert(mapped.column, spec, formats, parsed)
     rules = [
         (blank & pl.lit(mapped.required_here), MISSING),
         (~blank & wrong.fill_null(True), _code_for(spec)),
@@ -233,8 +309,11 @@ def _code_for(spec: FieldSpec) -> str:
     return NOT_BOOLEAN if spec.type == "boolean" else WRONG_FORMAT
 
 
-def _convert(column: str, spec: FieldSpec, formats: CellFormats) -> tuple[pl.Expr, pl.Expr]:
-    """Return (canonical text, is-wrong) for a non-blank cell of `spec`'s type."""
+def _convert(column: str, spec: FieldSpec, formats: CellFormats, parsed: str) -> tuple[pl.Expr, pl.Expr]:
+    """Return (canonical text, is-wrong) for a non-blank cell of `spec`'s type.
+
+    Dates and datetimes come already parsed, in the column `parsed` (see `_parse_temporal`).
+    """
     raw = pl.col(column)
     text = raw.str.strip_chars()
     match spec.type:
@@ -253,11 +332,11 @@ def _convert(column: str, spec: FieldSpec, formats: CellFormats) -> tuple[pl.Exp
             value = pl.when(upper.is_in(trues)).then(pl.lit("1")).when(upper.is_in(falses)).then(pl.lit("0"))
             return value, value.is_null()
         case "date":
-            parsed = pl.coalesce(text.str.to_date(fmt, strict=False) for fmt in formats.date_formats)
-            return parsed.dt.to_string("%Y-%m-%d"), parsed.is_null()
+            date = pl.col(parsed)
+            return date.dt.to_string("%Y-%m-%d"), date.is_null()
         case "datetime":
-            parsed = _datetime(text)
-            return parsed.dt.to_string("%Y-%m-%dT%H:%M:%S%.6f+00:00"), parsed.is_null()
+            stamp = pl.col(parsed)
+            return stamp.dt.to_string("%Y-%m-%dT%H:%M:%S%.6f+00:00"), stamp.is_null()
         case "list":
             return _list(raw, spec, formats.list_separator)
 
@@ -266,22 +345,6 @@ def _enum(raw: pl.Expr, spec: FieldSpec) -> tuple[pl.Expr, pl.Expr]:
     canonical = {value.upper(): value for value in spec.enum}
     value = raw.str.strip_chars().str.to_uppercase().replace_strict(canonical, default=None)
     return value, value.is_null()
-
-
-def _datetime(text: pl.Expr) -> pl.Expr:
-    aware = [
-        text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-        for fmt in _DATETIME_FORMATS_AWARE
-    ]
-    naive = [
-        text.str.to_datetime(fmt, strict=False, time_unit="us").dt.replace_time_zone("UTC")
-        for fmt in _DATETIME_FORMATS_NAIVE
-    ]
-    zulu = text.str.replace(r"Z$", "+00:00")
-    aware_zulu = zulu.str.to_datetime(
-        _DATETIME_FORMATS_AWARE[0], strict=False, time_unit="us", time_zone="UTC"
-    )
-    return pl.coalesce([*aware, aware_zulu, *naive])
 
 
 def _list(raw: pl.Expr, spec: FieldSpec, separator: str) -> tuple[pl.Expr, pl.Expr]:
