@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
@@ -30,7 +31,7 @@ def local_ftp_server(root: Path, *, username: str, password: str) -> Iterator[Lo
     authorizer = DummyAuthorizer()
     authorizer.add_user(username, password, str(root), perm="elradfmwMT")
     # pyftpdlib keeps handler settings on the class, so each server gets its own subclass.
-    handler = type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub demo"})
+    handler: Any = type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub demo"})
     handler.log_prefix = "demo-ftp %(username)s"
     server = FTPServer(("127.0.0.1", 0), handler)
     stopping = threading.Event()

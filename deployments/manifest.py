@@ -27,7 +27,7 @@ class Deployment:
         """Return the pydantic model of the flow's `job` parameter (the flow signature is the registry)."""
         from prefect.flows import load_flow_from_entrypoint
 
-        flow = load_flow_from_entrypoint(self.entrypoint)
+        flow: Any = load_flow_from_entrypoint(self.entrypoint)
         model = typing.get_type_hints(flow.fn)["job"]
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError(f"{self.entrypoint}: the flow's `job` parameter is not a pydantic model")

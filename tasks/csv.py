@@ -3,6 +3,10 @@
 Every column is read as text: the entity catalogue decides the types later. Non-UTF-8 files are
 transcoded while streaming (polars reads UTF-8 only). A file read with the wrong delimiter would
 "succeed" as one wide column; that is detected from the header and reported with the fix.
+
+The file is read in byte blocks cut at record boundaries and each block is parsed by polars on its
+own, so memory stays bounded by the block whatever the file's size (polars' streaming engine reads
+far ahead of the batch it hands out).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +29,8 @@ LINE = "_line"
 DELIMITERS = (",", ";")
 Encoding = Literal["utf-8", "windows-1252", "iso-8859-1", "iso-8859-15"]
 _TRANSCODE_CHUNK = 1 << 20
+BLOCK_BYTES = 16 << 20  # bytes of the file parsed at a time
+MAX_RECORD_BYTES = 64 << 20  # a longer record is taken for an unclosed quote
 
 
 class CsvFormat(BaseModel):
@@ -123,31 +129,157 @@ def _refuse_duplicate_columns(columns: list[str], name: str) -> None:
         )
 
 
-def iter_batches(path: Path, fmt: CsvFormat, header: CsvHeader, *, name: str) -> Iterator[pl.DataFrame]:
-    """Yield the file's records as text frames, each with its record number and starting line."""
-    scan = pl.scan_csv(
-        path,
-        separator=fmt.delimiter,
-        infer_schema=False,
-        row_index_name=RECORD,
-        row_index_offset=1,
-        new_columns=header.columns,
-        raise_if_empty=False,
-    )
-    line_offset = header.lines + 1
-    try:
-        for batch in scan.collect_batches(chunk_size=fmt.batch_rows):
-            numbered, line_offset = _number_lines(batch, line_offset)
-            # A blank line (a trailing one, say) is no record: drop it, keeping everyone's line number.
-            yield numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in header.columns))
-    except pl.exceptions.PolarsError as exc:
-        raise BadFileError(f"{name}: the file cannot be parsed as CSV: {_first_line(exc)}") from exc
+def iter_batches(
+    path: Path,
+    fmt: CsvFormat,
+    header: CsvHeader,
+    *,
+    name: str,
+    block_bytes: int = BLOCK_BYTES,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> Iterator[pl.DataFrame]:
+    """Yield the file's records as text frames, each with its record number and starting line.
+
+    The file is read in blocks of about `block_bytes`, each cut after its last whole record and
+    parsed on its own under the file's header line, so memory is bounded by the block, not by the
+    file. A record longer than a block is read whole up to `max_record_bytes`; a longer one is
+    taken for an unclosed quote.
+    """
+    record = line = 1
+    with path.open("rb") as source:
+        try:
+            head, rest = _split_header(source, block_bytes, max_record_bytes)
+            head_lines = head.count(b"\n")
+            line = header.lines + 1
+            for chunk in _record_chunks(source, head, rest, block_bytes, max_record_bytes):
+                try:
+                    frame = pl.read_csv(
+                        chunk,
+                        separator=fmt.delimiter,
+                        infer_schema=False,
+                        new_columns=header.columns,
+                        raise_if_empty=False,
+                    )
+                except pl.exceptions.PolarsError as exc:
+                    raise BadFileError(
+                        f"{name}: the file cannot be parsed as CSV: {_first_line(exc)} "
+                        f"(in the records from line {line} on)"
+                    ) from exc
+                # As many newlines as records, each ending one: no quoted cell spans lines.
+                one_line_each = chunk.endswith(b"\n") and chunk.count(b"\n") - head_lines == frame.height
+                del chunk
+                frame = frame.with_row_index(RECORD, offset=record)
+                record += frame.height
+                numbered, line = _number_lines(frame, line, may_span=not one_line_each)
+                # A blank line (a trailing one, say) is no record: drop it, keeping everyone's line number.
+                kept = numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in header.columns))
+                del frame, numbered
+                yield from kept.iter_slices(fmt.batch_rows)
+        except _UnclosedQuoteError:
+            # Every record before `line` has been read: the quote was opened in the one starting there.
+            raise BadFileError(
+                f"{name}: the record at line {line} runs over {_size(max_record_bytes)} without its "
+                "quotes closing: a quoted cell is probably never closed. A quote inside a quoted cell "
+                'must be doubled (`""`) and the cell must end with a quote: fix that record.'
+            ) from None
 
 
-def _number_lines(batch: pl.DataFrame, first_line: int) -> tuple[pl.DataFrame, int]:
+def _size(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB" if size >= 1 << 20 else f"{size} bytes"
+
+
+class _UnclosedQuoteError(Exception):
+    """No record ends within the byte limit."""
+
+
+def _split_header(source: BinaryIO, block_bytes: int, max_record_bytes: int) -> tuple[bytes, bytes]:
+    # Return the header record (without a byte-order mark) and what follows it in the first reads.
+    buffer = source.read(max(block_bytes, len(codecs.BOM_UTF8)))
+    if buffer.startswith(codecs.BOM_UTF8):
+        buffer = buffer[len(codecs.BOM_UTF8) :]
+    while True:
+        end = _first_record_end(buffer)
+        if end >= 0:
+            return buffer[: end + 1], buffer[end + 1 :]
+        if len(buffer) > max_record_bytes:
+            raise _UnclosedQuoteError
+        more = source.read(max(block_bytes, len(buffer)))
+        if not more:
+            return buffer, b""  # the file is its header
+        buffer += more
+
+
+def _record_chunks(
+    source: BinaryIO, head: bytes, rest: bytes, block_bytes: int, max_record_bytes: int
+) -> Iterator[bytes]:
+    # Yield `head` followed by whole records, block after block: at least once, so that a
+    # header-only file is parsed too. A chunk starts at a record boundary, so a newline in it ends a
+    # record iff an even number of quotes precede it (RFC 4180: a quote inside a cell is doubled).
+    # What follows the last record end is carried over (`pending`): it holds no record end itself.
+    pending: list[bytes] = []
+    pending_size = pending_quotes = chunks = 0
+    block = rest or source.read(block_bytes)
+    while block:
+        end = _last_record_end(block, pending_quotes)
+        if end < 0:
+            # No record ends yet: one record is longer than a block. Read on, in growing reads,
+            # unless an unclosed quote is swallowing the file.
+            pending.append(block)
+            pending_size += len(block)
+            pending_quotes += block.count(b'"')
+            if pending_size > max_record_bytes:
+                raise _UnclosedQuoteError
+            block = source.read(max(block_bytes, min(pending_size, max_record_bytes + 1 - pending_size)))
+            continue
+        with memoryview(block) as view:
+            chunk = b"".join((head, *pending, view[: end + 1]))
+        tail = block[end + 1 :]
+        del block
+        pending.clear()
+        chunks += 1
+        yield chunk
+        del chunk
+        pending, pending_size, pending_quotes = [tail], len(tail), tail.count(b'"')
+        block = source.read(block_bytes)
+    if pending_size or not chunks:
+        yield b"".join((head, *pending))
+
+
+def _first_record_end(buffer: bytes) -> int:
+    # The position of the newline ending the first record of `buffer`, or -1.
+    quotes = 0
+    start = 0
+    while (newline := buffer.find(b"\n", start)) >= 0:
+        quotes += buffer.count(b'"', start, newline)
+        if quotes % 2 == 0:
+            return newline
+        start = newline + 1
+    return -1
+
+
+def _last_record_end(block: bytes, quotes_before: int) -> int:
+    # The position of the last newline of `block` that ends a record, given the number of quotes
+    # since the last record boundary before the block; -1 if none does.
+    newline = block.rfind(b"\n")
+    if newline < 0:
+        return -1
+    quotes = quotes_before + block.count(b'"', 0, newline)
+    while quotes % 2:
+        previous = block.rfind(b"\n", 0, newline)
+        if previous < 0:
+            return -1
+        quotes -= block.count(b'"', previous, newline)
+        newline = previous
+    return newline
+
+
+def _number_lines(batch: pl.DataFrame, first_line: int, *, may_span: bool = True) -> tuple[pl.DataFrame, int]:
     # A quoted cell may span lines: a record starts after every newline of the records before it.
     text_columns = [column for column in batch.columns if column != RECORD]
-    multiline = [column for column in text_columns if batch[column].str.contains("\n", literal=True).any()]
+    multiline = []
+    if may_span:
+        has_newline = batch.select(pl.col(text_columns).str.contains("\n", literal=True).any()).row(0)
+        multiline = [column for column, found in zip(text_columns, has_newline, strict=True) if found]
     if multiline:
         spans = pl.sum_horizontal(
             pl.col(column).str.count_matches("\n", literal=True).fill_null(0) for column in multiline

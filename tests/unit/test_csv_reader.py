@@ -11,7 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import LINE, RECORD, CsvFormat, CsvHeader, iter_batches, read_header, to_utf8
+from tasks.csv import (
+    BLOCK_BYTES,
+    LINE,
+    MAX_RECORD_BYTES,
+    RECORD,
+    CsvFormat,
+    CsvHeader,
+    iter_batches,
+    read_header,
+    to_utf8,
+)
 from tasks.errors import BadFileError
 
 
@@ -22,11 +32,18 @@ def write(folder: Path, data: bytes | str, name: str = "in.csv") -> Path:
 
 
 def read_all(
-    path: Path, delimiter: str = ",", batch_rows: int = 1_000
+    path: Path,
+    delimiter: str = ",",
+    batch_rows: int = 1_000,
+    block_bytes: int = BLOCK_BYTES,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> tuple[CsvHeader, list[pl.DataFrame]]:
     header = read_header(path, delimiter, name=path.name)
     fmt = CsvFormat(delimiter=delimiter, batch_rows=batch_rows)  # type: ignore[arg-type]
-    return header, list(iter_batches(path, fmt, header, name=path.name))
+    batches = iter_batches(
+        path, fmt, header, name=path.name, block_bytes=block_bytes, max_record_bytes=max_record_bytes
+    )
+    return header, list(batches)
 
 
 def records(batches: list[pl.DataFrame]) -> list[dict[str, object]]:
@@ -201,20 +218,130 @@ def test_unparseable_body_is_a_bad_file(tmp_path: Path) -> None:
         read_all(path)
 
 
+# -- blocks: the file is read in byte blocks, each cut after its last whole record ----------------
+
+TRICKY = (
+    '\ufeffKey;"Multi\nline ""name""";N\r\n'
+    'A;"x\r\ny";1\r\n'
+    'B;"say ""hi""; ok";2\n'
+    "\n"
+    "C;;3\n"
+    'D;"";4\n'
+    'É€;"; \n\n; ""\n""";5\n'
+    "F;plain;6"
+)
+TRICKY_RECORDS = [
+    {RECORD: 1, "Key": "A", 'Multi\nline "name"': "x\r\ny", "N": "1", LINE: 3},
+    {RECORD: 2, "Key": "B", 'Multi\nline "name"': 'say "hi"; ok', "N": "2", LINE: 5},
+    {RECORD: 4, "Key": "C", 'Multi\nline "name"': None, "N": "3", LINE: 7},
+    {RECORD: 5, "Key": "D", 'Multi\nline "name"': "", "N": "4", LINE: 8},
+    {RECORD: 6, "Key": "É€", 'Multi\nline "name"': '; \n\n; "\n"', "N": "5", LINE: 9},
+    {RECORD: 7, "Key": "F", 'Multi\nline "name"': "plain", "N": "6", LINE: 13},
+]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 5, 8, 13, 64, BLOCK_BYTES])
+def test_records_quotes_and_newlines_straddling_blocks(tmp_path: Path, block_bytes: int) -> None:
+    path = write(tmp_path, TRICKY)
+    header, batches = read_all(path, ";", block_bytes=block_bytes)
+    assert header.lines == 2
+    assert records(batches) == TRICKY_RECORDS
+
+
+@pytest.mark.parametrize("terminator", ["\n", "\r\n"])
+def test_many_blocks_read_like_one(tmp_path: Path, terminator: str) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator=terminator)
+    writer.writerow(["Key", "Text", "Note"])
+    for n in range(1, 2_001):
+        text = f'line {n}{terminator}"quoted"; next' if n % 7 == 0 else f"t{n}"
+        writer.writerow([f"K{n}", text, "" if n % 5 == 0 else "é€" * (n % 4)])
+    path = write(tmp_path, buffer.getvalue())
+    _, whole = read_all(path, ";", batch_rows=1_000)
+    _, blocks = read_all(path, ";", batch_rows=1_000, block_bytes=64)
+    assert len(blocks) > 100
+    assert all(batch.height <= 1_000 for batch in blocks)
+    assert records(blocks) == records(whole)
+    assert [row[RECORD] for row in records(blocks)] == list(range(1, 2_001))
+    assert records(blocks)[-1][LINE] == 2_001 + 2_000 // 7
+
+
+def test_a_batch_holds_about_one_block(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key,Value\n" + "".join(f"K{n},v{n}\n" for n in range(1, 10_001)))
+    header = read_header(path, ",", name="in.csv")
+    batches = iter_batches(
+        path, CsvFormat(delimiter=",", batch_rows=1_000), header, name="in.csv", block_bytes=1_024
+    )
+    first = next(batches)
+    assert 100 < first.height < 150  # the first kilobyte (8-9 bytes a record), not 1,000 records
+    assert first[RECORD].to_list() == list(range(1, first.height + 1))
+
+
+def test_a_record_longer_than_a_block_is_read_whole(tmp_path: Path) -> None:
+    quoted = "x" * 1_000_000 + '\n""quoted""\n'
+    unquoted = "y" * 1_000_000
+    path = write(tmp_path, f'Key,Text\nA,"{quoted}"\nB,{unquoted}\nC,short\n')
+    _, batches = read_all(path, block_bytes=64)
+    assert records(batches) == [
+        {RECORD: 1, "Key": "A", "Text": "x" * 1_000_000 + '\n"quoted"\n', LINE: 2},
+        {RECORD: 2, "Key": "B", "Text": unquoted, LINE: 5},
+        {RECORD: 3, "Key": "C", "Text": "short", LINE: 6},
+    ]
+
+
+def test_an_unclosed_quote_is_refused_before_it_swallows_the_file(tmp_path: Path) -> None:
+    lines = ["Key,Text", *(f"K{n},t{n}" for n in range(1, 101)), 'K101,"never closed']
+    path = write(tmp_path, "\n".join(lines + [f"K{n},t{n}" for n in range(102, 2_000)]) + "\n")
+    with pytest.raises(BadFileError) as caught:
+        read_all(path, block_bytes=64, max_record_bytes=1_024)
+    assert str(caught.value) == (
+        "in.csv: the record at line 102 runs over 1024 bytes without its quotes closing: a quoted cell "
+        'is probably never closed. A quote inside a quoted cell must be doubled (`""`) and the cell must '
+        "end with a quote: fix that record."
+    )
+
+
+def test_an_unclosed_quote_in_the_header_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '"Key,Text\n' + "K,t\n" * 1_000)
+    with pytest.raises(BadFileError, match=r"^in\.csv: the record at line 1 runs over 1024 bytes"):
+        read_all(path, block_bytes=64, max_record_bytes=1_024)
+
+
+@pytest.mark.parametrize("block_bytes", [1, BLOCK_BYTES])
+def test_a_ragged_line_is_a_bad_file_near_its_line(tmp_path: Path, block_bytes: int) -> None:
+    path = write(tmp_path, "Key,Value\nK1,1\nK2\nK3,3,extra\nK4,4\n")
+    with pytest.raises(BadFileError) as caught:
+        read_all(path, block_bytes=block_bytes)
+    message = str(caught.value)
+    assert message.startswith("in.csv: the file cannot be parsed as CSV: found more fields than defined")
+    assert message.endswith(f"(in the records from line {4 if block_bytes == 1 else 2} on)")
+
+
+def test_a_short_line_has_null_cells(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key,Value,Note\nK1\nK2,2\n")
+    for block_bytes in (1, BLOCK_BYTES):
+        _, batches = read_all(path, block_bytes=block_bytes)
+        assert records(batches) == [
+            {RECORD: 1, "Key": "K1", "Value": None, "Note": None, LINE: 2},
+            {RECORD: 2, "Key": "K2", "Value": "2", "Note": None, LINE: 3},
+        ]
+
+
 # -- property: anything Python's csv module writes comes back unchanged -----------------------------
 
 CELL = st.text(alphabet=st.sampled_from(list("ab Zé€ßœ\"',;\n|0.9")), max_size=12)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     width=st.integers(min_value=1, max_value=4),
     data=st.data(),
     delimiter=st.sampled_from([",", ";"]),
     terminator=st.sampled_from(["\n", "\r\n"]),
+    block_bytes=st.sampled_from([1, 2, 7, 64, BLOCK_BYTES]),
 )
 def test_written_csv_round_trips(
-    tmp_path: Path, width: int, data: st.DataObject, delimiter: str, terminator: str
+    tmp_path: Path, width: int, data: st.DataObject, delimiter: str, terminator: str, block_bytes: int
 ) -> None:
     rows = data.draw(st.lists(st.lists(CELL, min_size=width, max_size=width), max_size=15))
     header = [f"col{i}" for i in range(width)]
@@ -227,7 +354,7 @@ def test_written_csv_round_trips(
         writer.writerow(row)
     path = write(tmp_path, buffer.getvalue(), name="round-trip.csv")
 
-    found, batches = read_all(path, delimiter)
+    found, batches = read_all(path, delimiter, block_bytes=block_bytes)
 
     assert found.columns == header
     read = records(batches)
