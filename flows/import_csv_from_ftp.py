@@ -7,6 +7,7 @@ form from it and `prefect.yaml` holds instances of it. Run one locally with
 
 from __future__ import annotations
 
+import posixpath
 import sys
 import tempfile
 import uuid
@@ -25,7 +26,14 @@ from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
 from tasks.file_import import LoadSettings, SourceFile, load_file
-from tasks.ftp import RemoteFile, download_file, list_source_files, move_file, stat_source_file
+from tasks.ftp import (
+    RemoteFile,
+    check_ftp_connection,
+    download_file,
+    list_source_files,
+    move_file,
+    stat_source_file,
+)
 from tasks.ledger import RunTotals, find_loaded_file, finish_run, record_move, start_run
 from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
@@ -289,12 +297,35 @@ def load_job(path: Path) -> CsvImportJob:
     return CsvImportJob.model_validate(document.get("job", document))
 
 
+def job_folders(job: CsvImportJob) -> tuple[list[str], list[str]]:
+    """Return the folders the job reads from and the folders it writes (moves) into."""
+    source = job.source
+    read = (
+        [source.inbound_dir] if isinstance(source, Folder) else [posixpath.dirname(source.file_path) or "."]
+    )
+    write = [folder for folder in (source.outbound_dir, source.failed_dir) if folder]
+    return read, write
+
+
+def check_job_connection(job: CsvImportJob) -> list[str]:
+    """Test the job's connection: login, read rights on its source, write rights where it moves files."""
+    read, write = job_folders(job)
+    return check_ftp_connection.fn(job.connection, read, write)
+
+
 def main(argv: list[str]) -> int:
-    """Run the job file given on the command line, locally, and print its report."""
-    if len(argv) != 1:
-        print("usage: python -m flows.import_csv_from_ftp JOB.yaml", file=sys.stderr)
+    """Run (or, with --check, test the connection of) the job file given on the command line."""
+    check = "--check" in argv
+    paths = [arg for arg in argv if arg != "--check"]
+    if len(paths) != 1:
+        print("usage: python -m flows.import_csv_from_ftp [--check] JOB.yaml", file=sys.stderr)
         return 2
-    state = import_csv_from_ftp(load_job(Path(argv[0])), return_state=True)
+    job = load_job(Path(paths[0]))
+    if check:
+        problems = check_job_connection(job)
+        print("\n".join(f"problem: {p}" for p in problems) or f"{job.connection}: connection and folders OK")
+        return 1 if problems else 0
+    state = import_csv_from_ftp(job, return_state=True)
     report = report_of(state.result(raise_on_failure=False))
     print(render_text(report) if report else f"{state.name}: {state.message}")
     return 0 if state.is_completed() else 1

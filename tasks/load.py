@@ -10,6 +10,7 @@ mapped columns, and only where a value differs, so a re-run rewrites nothing and
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,13 +43,21 @@ class StagingResult:
 
 
 class Staging:
-    """Temporary tables of one file load, on one connection inside one transaction."""
+    """Temporary tables of one file load, on one connection inside one transaction.
+
+    Writing a batch into staging runs on a background thread while the caller parses and validates
+    the next batch (the database driver and polars both release the GIL for their work). At most one
+    batch is in flight, and the connection is only ever used by one thread at a time: every other
+    method first waits for that write (and re-raises its error).
+    """
 
     def __init__(self, conn: sa.Connection, plan: MappingPlan) -> None:
         self.conn = conn
         self.plan = plan
         self.dialect = conn.dialect.name
         self.sent_rows = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
+        self._pending: Future[None] | None = None
         for table in plan.tables:
             ensure_table(conn, table, custom_fields=plan.entity.custom_fields and table is plan.entity.root)
             self._create_staging(table)
@@ -94,8 +103,19 @@ class Staging:
     def stage(self, rows: pl.DataFrame) -> None:
         """Add a batch of valid rows to every table's staging, collapsing rows that share a key."""
         self.sent_rows += rows.height
-        for table in self.plan.tables:
-            self._stage_table(table, self._collapse(table, rows))
+        collapsed = [(table, self._collapse(table, rows)) for table in self.plan.tables]
+        self.flush()
+        self._pending = self._writer.submit(self._stage_tables, collapsed)
+
+    def flush(self) -> None:
+        """Wait until the batch being written is in staging; raise its error if it failed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _stage_tables(self, collapsed: list[tuple[TableSpec, pl.DataFrame]]) -> None:
+        for table, rows in collapsed:
+            self._stage_table(table, rows)
 
     def _collapse(self, table: TableSpec, rows: pl.DataFrame) -> pl.DataFrame:
         columns = [*self.columns(table), RECORD, LINE]
@@ -146,6 +166,7 @@ class Staging:
 
     def reject_incomplete_new_keys(self) -> pl.DataFrame:
         """Remove new keys lacking a required-for-creation field (F-E-001); return their rejects."""
+        self.flush()
         rejects = [self._reject_new_keys(table) for table in self.plan.tables]
         rejects += [self._reject_orphans(child) for child in self.plan.tables[1:]]
         return pl.concat(rejects).sort("record") if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
@@ -216,6 +237,7 @@ class Staging:
 
     def staged_count(self, table: TableSpec) -> int:
         """Return how many rows `table`'s staging holds."""
+        self.flush()
         return int(
             self.conn.exec_driver_sql(f"SELECT count(*) FROM {quote(self.staging_name(table))}").scalar_one()
         )
@@ -224,6 +246,7 @@ class Staging:
 
     def merge(self) -> dict[str, TableCounts]:
         """Merge every staged table into its real table, root first; return what changed."""
+        self.flush()
         now = datetime.now(UTC)
         stamp: Any = now if self.dialect == "postgresql" else now.isoformat()
         return {table.name: self._merge_table(table, stamp) for table in self.plan.tables}
@@ -283,6 +306,10 @@ class Staging:
 
     def drop(self) -> None:
         """Drop the staging tables (SQLite keeps temporary tables for the connection's life)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.exception()  # wait; a failure was (or is being) reported by the caller's error
+        self._writer.shutdown(wait=True)
         if self.dialect == "sqlite":
             for table in self.plan.tables:
                 self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(self.staging_name(table))}")

@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import State
 from pydantic import SecretStr
 
 from blocks.database import DatabaseConnection
-from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
+from flows.import_csv_from_ftp import CsvImportJob, check_job_connection, import_csv_from_ftp
 from tasks.report import ImportReport, report_of
 from tests.fixtures_servers import make_block
 
@@ -256,3 +256,12 @@ def test_sftp_source_end_to_end(sftp_server: Any, hub: tuple[str, str]) -> None:
     assert state.name == "Completed"
     assert report.total("inserted") == 3
     assert [p.name for p in (root / "out").iterdir()] == ["a.csv"]
+
+
+def test_connection_check_names_the_folder_it_cannot_write(ftp_root: Path, ftp_block: str) -> None:
+    job = _job(ftp_block, "unused")
+    assert check_job_connection(job) == []
+    (ftp_root / "failed").rmdir()
+    problems = check_job_connection(job)
+    assert len(problems) == 1
+    assert "failed" in problems[0]
