@@ -167,6 +167,10 @@ class Staging:
     def reject_incomplete_new_keys(self) -> pl.DataFrame:
         """Remove new keys lacking a required-for-creation field (F-E-001); return their rejects."""
         self.flush()
+        if self.dialect == "postgresql":
+            # Autovacuum never sees temporary tables: without statistics the joins below plan badly.
+            for table in self.plan.tables:
+                self.conn.exec_driver_sql(f"ANALYZE {quote(self.staging_name(table))}")
         rejects = [self._reject_new_keys(table) for table in self.plan.tables]
         rejects += [self._reject_orphans(child) for child in self.plan.tables[1:]]
         return pl.concat(rejects).sort("record") if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
@@ -180,53 +184,52 @@ class Staging:
             return pl.DataFrame(schema=REJECT_SCHEMA)
         condition = "true" if unmapped else " OR ".join(f"s.{quote(n)} IS NULL" for n in blank)
         predicate = f"NOT EXISTS ({self._exists_in_target(table)}) AND ({condition})"
-        stg = quote(self.staging_name(table))
-        keys = ", ".join(f"s.{quote(k)}" for k in table.key)
-        nulls = ", ".join(f"s.{quote(n)} IS NULL" for n in blank) or "NULL"
-        found = self.conn.exec_driver_sql(
-            f"SELECT {keys}, s.{quote(RECORD)}, s.{quote(LINE)}, {nulls} FROM {stg} AS s WHERE {predicate}"
-        ).all()
-        if found:
-            self.conn.exec_driver_sql(f"DELETE FROM {stg} AS s WHERE {predicate}")
+        nulls = [f"s.{quote(n)} IS NULL" for n in blank] or ["NULL"]
+        found = self._take(table, [f"s.{quote(k)}" for k in table.key] + nulls, predicate)
         width = len(table.key)
         return _rejects(
             (
-                row[width],
-                row[width + 1],
-                self._column_of(_missing(unmapped, blank, row[width + 2 :])[0]),
+                row[-2],
+                row[-1],
+                self._column_of(_missing(unmapped, blank, row[width:-2])[0]),
                 None,
                 f"New {table.name} key {'/'.join(map(str, row[:width]))} cannot be created: required field(s) "
-                f"{', '.join(_missing(unmapped, blank, row[width + 2 :]))} missing or blank.",
+                f"{', '.join(_missing(unmapped, blank, row[width:-2]))} missing or blank.",
             )
             for row in found
         )
 
     def _reject_orphans(self, child: TableSpec) -> pl.DataFrame:
         parent = self.plan.tables[0]
-        stg, parent_stg = quote(self.staging_name(child)), quote(self.staging_name(parent))
+        parent_stg = quote(self.staging_name(parent))
         on = " AND ".join(f"p.{quote(k)} = s.{quote(k)}" for k in child.parent_key)
         on_target = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in child.parent_key)
         predicate = (
             f"NOT EXISTS (SELECT 1 FROM {parent_stg} AS p WHERE {on}) "
             f"AND NOT EXISTS (SELECT 1 FROM {quote(parent.name)} AS t WHERE {on_target})"
         )
-        keys = ", ".join(f"s.{quote(k)}" for k in child.parent_key)
-        found = self.conn.exec_driver_sql(
-            f"SELECT {keys}, s.{quote(RECORD)}, s.{quote(LINE)} FROM {stg} AS s WHERE {predicate}"
-        ).all()
-        if found:
-            self.conn.exec_driver_sql(f"DELETE FROM {stg} AS s WHERE {predicate}")
+        found = self._take(child, [f"s.{quote(k)}" for k in child.parent_key], predicate)
         width = len(child.parent_key)
         return _rejects(
             (
-                row[width],
-                row[width + 1],
+                row[-2],
+                row[-1],
                 self._column_of(child.parent_key[0]),
                 "/".join(map(str, row[:width])),
                 f"Its {parent.name} {'/'.join(map(str, row[:width]))} was rejected, so this row cannot load.",
             )
             for row in found
         )
+
+    def _take(self, table: TableSpec, selected: list[str], predicate: str) -> list[Any]:
+        """Remove the staged rows of `table` matching `predicate`; return `selected`, record, line of each."""
+        stg = quote(self.staging_name(table))
+        found = self.conn.exec_driver_sql(
+            f"SELECT {', '.join(selected)}, s.{quote(RECORD)}, s.{quote(LINE)} FROM {stg} AS s WHERE {predicate}"
+        ).all()
+        if found:
+            self.conn.exec_driver_sql(f"DELETE FROM {stg} AS s WHERE {predicate}")
+        return list(found)
 
     def _exists_in_target(self, table: TableSpec) -> str:
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in table.key)

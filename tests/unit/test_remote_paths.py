@@ -13,17 +13,16 @@ import pytest
 
 from blocks.ftp import FtpConnection
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
-from tasks.ftp import (
-    RemoteFile,
+from tasks.remote_errors import translate_error
+from tasks.remote_files import RemoteFile, classify_listing
+from tasks.remote_paths import (
     candidate_names,
-    classify_listing,
     local_file_name,
     relative_to_root,
     resolve_root,
     safe_remote_path,
-    ssh_fingerprint,
-    translate_error,
 )
+from tasks.sftp_client import ssh_fingerprint
 
 NOW = datetime(2026, 11, 23, 10, 15, 0, tzinfo=UTC)
 PASSWORD = "pw-that-must-stay-secret"

@@ -1,0 +1,99 @@
+"""Pure rules for remote paths: keep every path inside the root folder and every file name safe."""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from tasks.errors import BadFileError, SourceRejectedError
+
+MAX_NAME_TRIES = 100
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
+
+
+def resolve_root(login_dir: str, root_dir: str) -> str:
+    """Return the absolute root folder: `root_dir` taken from the login folder when relative."""
+    if _has_control_chars(root_dir):
+        raise SourceRejectedError(
+            f"The root_dir {root_dir!r} of the connection block contains a control character; fix it."
+        )
+    return posixpath.normpath(posixpath.join(login_dir or "/", root_dir))
+
+
+def relative_to_root(root: str, path: str) -> str:
+    """Return `path` (relative, or absolute inside `root`) as a normalized path relative to `root`."""
+    if _has_control_chars(path):
+        raise SourceRejectedError(f"The path {path!r} contains a control character; fix the path in the job.")
+    if path.startswith("/"):
+        return _inside_root(root, posixpath.normpath("/" + path.lstrip("/")), path)
+    normalized = posixpath.normpath(path) if path else "."
+    if normalized == ".." or normalized.startswith("../"):
+        raise SourceRejectedError(
+            f"The path {path!r} leads out of the connection's root folder {root!r}; give a path inside it."
+        )
+    return "" if normalized == "." else normalized
+
+
+def _inside_root(root: str, absolute: str, original: str) -> str:
+    base = posixpath.normpath("/" + root.lstrip("/"))
+    if absolute == base:
+        return ""
+    prefix = base.rstrip("/") + "/"
+    if not absolute.startswith(prefix):
+        raise SourceRejectedError(
+            f"The path {original!r} lies outside the connection's root folder {base!r}; "
+            "give a path relative to the root folder."
+        )
+    return absolute[len(prefix) :]
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if name.startswith("/"):
+        return "it is absolute"
+    if _has_control_chars(name):
+        return "it contains a control character"
+    return None
+
+
+def safe_remote_path(folder: str, name: str) -> str:
+    """Return `name` joined under `folder`; refuse names that are empty, absolute, odd or leave `folder`."""
+    problem = _name_problem(name) or _name_problem(folder or ".")
+    joined = posixpath.normpath(posixpath.join(folder, name)) if problem is None else ""
+    base = posixpath.normpath(folder) if folder else "."
+    inside = joined.startswith(base + "/") if base != "." else joined not in {"", ".", ".."}
+    if problem is None and not (inside and not joined.startswith("../")):
+        problem = "it leads out of the folder"
+    if problem is not None:
+        raise BadFileError(
+            f"Refusing the remote file name {name!r} in folder {folder!r}: {problem}. "
+            "Rename the file on the server."
+        )
+    return joined
+
+
+def local_file_name(path: str) -> str:
+    """Return a safe local file name for the remote `path`: its last segment, refused if odd."""
+    name = posixpath.basename(posixpath.normpath(path)) if path else ""
+    if name in {"", ".", ".."} or "\\" in name or _has_control_chars(name):
+        raise BadFileError(
+            f"Cannot derive a safe local file name from the remote path {path!r}; "
+            "rename the file on the server."
+        )
+    return name
+
+
+def candidate_names(name: str, when: datetime, *, limit: int = MAX_NAME_TRIES) -> Iterator[str]:
+    """Yield `name`, then `stem.<UTC time>.ext`, then `stem.<UTC time>-2.ext`... up to `limit` names."""
+    yield name
+    stem, extension = posixpath.splitext(name)
+    stamp = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    yield f"{stem}.{stamp}{extension}"
+    for number in range(2, limit):
+        yield f"{stem}.{stamp}-{number}{extension}"
