@@ -245,13 +245,19 @@ def test_missing_mapped_column_fails_the_file_with_the_fix(
     assert [p.name for p in (ftp_root / "failed").iterdir()] == ["a.csv"]
 
 
-def test_sftp_source_end_to_end(sftp_server: Any, hub: tuple[str, str]) -> None:
-    root = Path(sftp_server.root)
+@pytest.mark.parametrize("server_fixture", ["ftps_server", "sftp_server"])
+def test_verified_ftps_and_sftp_sources_end_to_end(
+    request: pytest.FixtureRequest, server_fixture: str, sqlite_url: str
+) -> None:
+    server = request.getfixturevalue(server_fixture)
+    hub = (f"hub-{uuid.uuid4().hex[:8]}", sqlite_url)
+    DatabaseConnection(url=SecretStr(sqlite_url)).save(hub[0], overwrite=True)
+    root = Path(server.root)
     for folder in ("in", "out", "failed"):
         (root / folder).mkdir(exist_ok=True)
     (root / "in" / "a.csv").write_text(GOOD_PRODUCTS, encoding="utf-8")
-    name = f"sftp-{uuid.uuid4().hex[:8]}"
-    make_block(sftp_server).save(name, overwrite=True)
+    name = f"{server.protocol}-{uuid.uuid4().hex[:8]}"
+    make_block(server).save(name, overwrite=True)  # certificate / host key verified, not skipped
     state, report = _run(_job(name, hub[0]))
     assert state.name == "Completed"
     assert report.total("inserted") == 3
