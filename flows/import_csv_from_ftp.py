@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from prefect import flow, runtime
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
@@ -149,6 +150,11 @@ def import_csv_from_ftp(job: CsvImportJob) -> State:
     )
     try:
         _import_files(job, report)
+    except Exception as exc:
+        # Listing failed, or a bug: the run is FAILED in the history too, never left RUNNING.
+        report.error = str(exc) if isinstance(exc, ImportJobError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, ImportJobError):
+            raise
     finally:
         report.settle(datetime.now(UTC))
         finish_run(
@@ -202,7 +208,7 @@ def _import_one(
 
 
 def _download_load_move(
-    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: Any
+    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
 ) -> tuple[FileReport, list[Any]]:
     downloaded = download_file(job.connection, remote.path, local_dir)
     try:
@@ -232,7 +238,7 @@ def _download_load_move(
     return report, rejects
 
 
-def _move_after(job: CsvImportJob, report: FileReport, *, ledger_id: int | None, engine: Any) -> None:
+def _move_after(job: CsvImportJob, report: FileReport, *, ledger_id: int | None, engine: sa.Engine) -> None:
     destination = job.source.failed_dir if report.status == "FAILED" else job.source.outbound_dir
     if not destination:
         return
@@ -274,7 +280,7 @@ def _totals(report: ImportReport) -> RunTotals:
 
 def _summary(report: ImportReport) -> str:
     failed = [f"{f.path}: {f.message}" for f in report.files if f.status == "FAILED"]
-    return " | ".join(failed + report.warnings)
+    return " | ".join([report.error] * bool(report.error) + failed + report.warnings)
 
 
 def _final_state(report: ImportReport) -> State:

@@ -70,6 +70,7 @@ class ImportReport(BaseModel):
     files: list[FileReport] = Field(default_factory=list)
     rejects: list[Reject] = Field(default_factory=list, description="The first rejects of the run.")
     warnings: list[str] = Field(default_factory=list)
+    error: str = Field(default="", description="Why the run failed before or between files, if it did.")
     pages: int = 0
     retries: int = 0
 
@@ -86,7 +87,7 @@ class ImportReport(BaseModel):
     def settle(self, finished_at: datetime) -> RunStatus:
         """Derive the run status from the files' statuses and return it."""
         statuses = {report.status for report in self.files}
-        if "FAILED" in statuses:
+        if "FAILED" in statuses or self.error:
             self.status = "FAILED"
         elif "PARTIAL" in statuses:
             self.status = "PARTIAL"
@@ -166,6 +167,8 @@ def render_markdown(report: ImportReport) -> str:
             f"| {f.rejected} | {f.duplicates} | {f.moved_to or ''} | {_cell(f.message)} |"
             for f in report.files
         ]
+    if report.error:
+        lines.append(f"- error: {_cell(report.error)}")
     for warning in report.warnings:
         lines.append(f"- warning: {_cell(warning)}")
     return "\n".join(lines) + "\n"
@@ -194,6 +197,7 @@ def render_text(report: ImportReport) -> str:
             f"    reject record {reject.record} (line {reject.line}) {reject.column}={reject.value!r}: "
             f"{reject.code} {reject.message}"
         )
+    out += [f"  error: {report.error}"] * bool(report.error)
     out += [f"  warning: {w}" for w in report.warnings]
     return "\n".join(out)
 

@@ -271,3 +271,16 @@ def test_connection_check_names_the_folder_it_cannot_write(ftp_root: Path, ftp_b
     problems = check_job_connection(job)
     assert len(problems) == 1
     assert "failed" in problems[0]
+
+
+def test_a_missing_inbound_folder_fails_the_run_with_the_folder_named(
+    ftp_root: Path, ftp_block: str, hub: tuple[str, str]
+) -> None:
+    (ftp_root / "in").rmdir()
+    job = _job(ftp_block, hub[0])
+    state, report = _run(job)
+    assert state.is_failed()
+    assert "Cannot list the folder 'in'" in report.error
+    history = _rows(hub[1], f"SELECT status, message FROM datahub_runs WHERE job = '{job.name}'")
+    assert history[0][0] == "FAILED"
+    assert history[0][1] == report.error
