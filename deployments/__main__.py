@@ -1,0 +1,225 @@
+"""Command line of the deployments: `python -m deployments schedule "<preset>"` and `... check [prefect.yaml]`.
+
+`schedule` prints the native YAML of a preset (see `deployments.schedules`) and its next 5 runs.
+`check` validates every deployment of a `prefect.yaml` and prints one table row per finding; it exits
+with 1 when any row is an error, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from deployments.manifest import PREFECT_YAML, Deployment, load_deployments
+from deployments.schedules import ScheduleDict, cron_warnings, next_runs, parse_preset, schedule_problems
+
+COLLISION_STRATEGIES = ("ENQUEUE", "CANCEL_NEW")
+LOCAL_PROCESS_POOLS = frozenset({"local-process"})
+"""Work pools whose workers run on this machine, where the embedded SQLite hub database lives."""
+
+Level = Literal["ok", "warn", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One row of the `check` table: a deployment, the aspect checked, the verdict and why."""
+
+    deployment: str
+    aspect: str
+    level: Level
+    detail: str
+
+
+# --- schedule -------------------------------------------------------------------------------------------
+
+
+def show_schedule(preset: str) -> int:
+    """Print the YAML schedule of a preset, its cron traps and its next 5 runs; return the exit code."""
+    try:
+        schedule = parse_preset(preset)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(yaml.safe_dump({"schedules": [schedule]}, sort_keys=False).rstrip())
+    for warning in cron_warnings(schedule.get("cron", "")):
+        print(f"warning: {warning}")
+    zone = schedule["timezone"]
+    print(f"\nNext 5 runs:\n  {'UTC':<27}{zone}")
+    for run in next_runs(schedule):
+        print(f"  {run.astimezone(UTC).isoformat():<27}{run.isoformat()}")
+    return 0
+
+
+# --- check ----------------------------------------------------------------------------------------------
+
+
+def check_file(path: Path) -> list[Finding]:
+    """Return the findings of every deployment of a `prefect.yaml` file."""
+    raw_entries: list[dict[str, Any]] = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(
+        "deployments"
+    ) or []
+    try:
+        deployments = load_deployments(path)
+    except KeyError as exc:
+        return [Finding("-", "file", "error", f"a deployment has no {exc.args[0]!r}; add it")]
+    findings = _name_findings(deployments)
+    for deployment, entry in zip(deployments, raw_entries, strict=True):
+        located = _locate_entrypoint(deployment, path.parent)
+        findings += _job_findings(located)
+        findings += _schedule_findings(deployment)
+        findings.append(_concurrency_finding(deployment))
+        findings.append(_target_finding(deployment, entry.get("work_pool")))
+    return findings
+
+
+def _locate_entrypoint(deployment: Deployment, root: Path) -> Deployment:
+    # Entrypoints are relative to the project folder, which is the folder of prefect.yaml.
+    file, _, function = deployment.entrypoint.partition(":")
+    candidate = root / file
+    if candidate.exists():
+        return dataclasses.replace(deployment, entrypoint=f"{candidate}:{function}")
+    return deployment
+
+
+def _name_findings(deployments: list[Deployment]) -> list[Finding]:
+    names = Counter(d.name for d in deployments)
+    job_names = Counter(_job(d).get("name") for d in deployments)
+    findings = [
+        Finding(name, "name", "error", f"deployment name {name!r} is used {count} times; rename all but one")
+        for name, count in names.items()
+        if count > 1
+    ]
+    findings += [
+        Finding(
+            d.name, "name", "error", f"parameters.job.name {name!r} is used by {count} jobs; make it unique"
+        )
+        for d in deployments
+        if (name := _job(d).get("name")) is not None and (count := job_names[name]) > 1
+    ]
+    return findings
+
+
+def _job(deployment: Deployment) -> dict[str, Any]:
+    job = deployment.parameters.get("job")
+    return job if isinstance(job, dict) else {}
+
+
+def _job_findings(deployment: Deployment) -> list[Finding]:
+    if "job" not in deployment.parameters:
+        return [Finding(deployment.name, "job", "error", "parameters.job is missing; add the job")]
+    try:
+        model = deployment.job_model()
+    except Exception as exc:  # any failure to import the flow is reported, not raised
+        return [Finding(deployment.name, "job", "error", f"entrypoint {deployment.entrypoint!r}: {exc}")]
+    try:
+        job = model.model_validate(deployment.parameters["job"])
+    except ValidationError as exc:
+        return [
+            Finding(deployment.name, "job", "error", f"parameters.job.{_loc(error['loc'])}: {error['msg']}")
+            for error in exc.errors()
+        ]
+    name = getattr(job, "name", None)
+    if name != deployment.name:
+        detail = f"parameters.job.name is {name!r}, not the deployment name; set it to {deployment.name!r}"
+        return [Finding(deployment.name, "job", "error", detail)]
+    return [Finding(deployment.name, "job", "ok", f"valid {model.__name__}")]
+
+
+def _loc(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(root)"
+
+
+def _schedule_findings(deployment: Deployment) -> list[Finding]:
+    if not deployment.schedules:
+        return [Finding(deployment.name, "schedule", "warn", "no schedule: it runs only when triggered")]
+    findings = []
+    for index, schedule in enumerate(deployment.schedules):
+        where = f"schedules[{index}] {schedule.get('slug') or ''}".rstrip()
+        problems = schedule_problems(schedule)
+        findings += [Finding(deployment.name, "schedule", "error", f"{where}: {p}") for p in problems]
+        warnings = cron_warnings(str(schedule.get("cron") or ""))
+        findings += [Finding(deployment.name, "schedule", "warn", f"{where}: {w}") for w in warnings]
+        if not problems and not warnings:
+            findings.append(Finding(deployment.name, "schedule", "ok", f"{where}: {_describe(schedule)}"))
+    return findings
+
+
+def _describe(schedule: ScheduleDict) -> str:
+    kind = next(key for key in ("cron", "rrule", "interval") if key in schedule)
+    first = next_runs(schedule, n=1)
+    when = f", next {first[0].isoformat()}" if first else ", no future run"
+    return f"{kind} {schedule[kind]!r} ({schedule.get('timezone') or 'UTC'}){when}"
+
+
+def _concurrency_finding(deployment: Deployment) -> Finding:
+    limit = deployment.concurrency_limit
+    fix = "set concurrency_limit: {limit: 1, collision_strategy: ENQUEUE} (or CANCEL_NEW)"
+    if not isinstance(limit, dict):
+        return Finding(deployment.name, "concurrency", "error", f"concurrency_limit is {limit!r}; {fix}")
+    strategy = limit.get("collision_strategy")
+    if strategy not in COLLISION_STRATEGIES:
+        detail = f"collision_strategy {strategy!r} is not one of {', '.join(COLLISION_STRATEGIES)}; {fix}"
+        return Finding(deployment.name, "concurrency", "error", detail)
+    return Finding(deployment.name, "concurrency", "ok", f"limit {limit.get('limit')}, {strategy}")
+
+
+def _target_finding(deployment: Deployment, work_pool: Any) -> Finding:
+    pool = work_pool.get("name") if isinstance(work_pool, dict) else work_pool
+    if _job(deployment).get("target"):
+        return Finding(deployment.name, "target", "ok", f"block {_job(deployment)['target']!r}")
+    if pool in LOCAL_PROCESS_POOLS:
+        return Finding(deployment.name, "target", "ok", f"embedded SQLite, on local pool {pool!r}")
+    detail = (
+        f"no parameters.job.target: the embedded SQLite database is written inside the worker of pool "
+        f"{pool!r}, not shared; set target to a Hub Database block"
+    )
+    return Finding(deployment.name, "target", "warn", detail)
+
+
+def print_findings(findings: list[Finding]) -> None:
+    """Print the findings as an aligned table followed by a one-line summary."""
+    width = max([len("DEPLOYMENT"), *(len(f.deployment) for f in findings)])
+    print(f"{'DEPLOYMENT':<{width}}  {'CHECK':<13}{'RESULT':<8}DETAIL")
+    for f in findings:
+        print(f"{f.deployment:<{width}}  {f.aspect:<13}{f.level:<8}{f.detail}")
+    counts = Counter(f.level for f in findings)
+    deployments = len({f.deployment for f in findings})
+    print(f"\n{deployments} deployment(s): {counts['error']} error(s), {counts['warn']} warning(s).")
+
+
+def check(path: Path) -> int:
+    """Check a `prefect.yaml`, print the table and return the exit code (1 when anything is an error)."""
+    if not path.is_file():
+        print(f"{path} does not exist; pass the path of a prefect.yaml.", file=sys.stderr)
+        return 1
+    findings = check_file(path)
+    print_findings(findings)
+    return 1 if any(f.level == "error" for f in findings) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    schedule = commands.add_parser("schedule", help="print the native YAML and next runs of a preset")
+    schedule.add_argument("preset", help="e.g. 'monthly on last weekday at 18:00 in Europe/Paris'")
+    checker = commands.add_parser("check", help="validate every deployment of a prefect.yaml")
+    checker.add_argument("path", nargs="?", type=Path, default=PREFECT_YAML, help="default: the project's")
+    args = parser.parse_args(argv)
+    if args.command == "schedule":
+        return show_schedule(args.preset)
+    return check(args.path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
