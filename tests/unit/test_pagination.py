@@ -1,0 +1,212 @@
+"""Page-number paging over canned bodies: the seed's example, stop rules, loop guard, cap, warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from tasks.errors import BadFileError, SourceRejectedError
+from tasks.pagination import PageNumberPaging, page_records, walk_pages
+
+# The seed's example: pageNumber / pageSize / $.paging.totalPages / $.elements, first page 1, size 1.
+SEED = PageNumberPaging(
+    page_number_param="pageNumber",
+    page_size_param="pageSize",
+    page_size=1,
+    first_page=1,
+    total_pages_path="$.paging.totalPages",
+    content_path="$.elements",
+)
+
+
+class FakeApi:
+    """Serves `records` in pages like the seed's API and remembers every request's parameters."""
+
+    def __init__(
+        self,
+        records: list[Any],
+        *,
+        total_pages: int | None = None,
+        total_records: int | None = None,
+        first_page: int = 1,
+        with_totals: bool = True,
+    ) -> None:
+        self.records = records
+        self.total_pages = total_pages
+        self.total_records = total_records
+        self.first_page = first_page
+        self.with_totals = with_totals
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        self.requests.append(params)
+        size = params["pageSize"]
+        start = (params["pageNumber"] - self.first_page) * size
+        body: dict[str, Any] = {"elements": self.records[start : start + size]}
+        if self.with_totals:
+            pages = -(-len(self.records) // size)
+            body["paging"] = {
+                "pageNumber": params["pageNumber"],
+                "pageSize": size,
+                "totalPages": pages if self.total_pages is None else self.total_pages,
+                "totalRecords": len(self.records) if self.total_records is None else self.total_records,
+            }
+        return body
+
+
+def product(number: int) -> dict[str, Any]:
+    return {"productId": f"{number:06d}", "name": f"product {number}", "eans": [str(number)]}
+
+
+def test_seed_example_2399_one_record_pages_in_order() -> None:
+    api = FakeApi([product(n) for n in range(2399)])
+    walk = walk_pages(api, SEED, {"lang": "fr"})
+    records = [record for page in walk for record in page.records]
+    assert [r["productId"] for r in records] == [f"{n:06d}" for n in range(2399)]
+    assert walk.pages == 2399
+    assert walk.records == 2399
+    assert walk.total_pages == 2399
+    assert walk.total_records == 2399
+    assert walk.warnings == []
+    assert api.requests[0] == {"lang": "fr", "pageNumber": 1, "pageSize": 1}
+    assert api.requests[-1]["pageNumber"] == 2399
+
+
+def test_pages_are_fetched_lazily() -> None:
+    api = FakeApi([product(n) for n in range(10)])
+    pages = iter(walk_pages(api, SEED))
+    first = next(pages)
+    assert first.number == 1
+    assert first.body["paging"]["totalPages"] == 10
+    assert len(api.requests) == 1
+
+
+def test_without_a_total_it_stops_at_the_first_empty_page() -> None:
+    paging = SEED.model_copy(update={"total_pages_path": None, "page_size": 2, "first_page": 0})
+    api = FakeApi([product(n) for n in range(5)], first_page=0, with_totals=False)
+    walk = walk_pages(api, paging)
+    assert [len(page.records) for page in walk] == [2, 2, 1]
+    assert [p["pageNumber"] for p in api.requests] == [0, 1, 2, 3]
+    assert walk.warnings == []
+
+
+def test_first_page_zero_with_total() -> None:
+    paging = SEED.model_copy(update={"first_page": 0, "page_size": 2})
+    api = FakeApi([product(n) for n in range(4)], first_page=0)
+    assert [page.number for page in walk_pages(api, paging)] == [0, 1]
+    assert len(api.requests) == 2
+
+
+def test_no_records_at_all_is_one_request_and_no_warning() -> None:
+    api = FakeApi([])
+    walk = walk_pages(api, SEED)
+    assert list(walk) == []
+    assert len(api.requests) == 1
+    assert walk.warnings == []
+
+
+def test_loop_guard_names_the_setting() -> None:
+    def ignores_page_number(params: dict[str, Any]) -> Any:
+        return {"elements": [product(1)]}  # no total: a naive loop would never end
+
+    paging = SEED.model_copy(update={"total_pages_path": None})
+    with pytest.raises(
+        SourceRejectedError,
+        match=r"Pages 1 and 2 returned the same records.*`paging.page_number_param` \('pageNumber'\)",
+    ):
+        list(walk_pages(ignores_page_number, paging))
+
+
+def test_max_pages_cap() -> None:
+    paging = SEED.model_copy(update={"total_pages_path": None, "max_pages": 5})
+    api = FakeApi([product(n) for n in range(100)], with_totals=False)
+    walk = walk_pages(api, paging)
+    with pytest.raises(
+        SourceRejectedError, match=r"Stopped after 5 pages .* Raise the call's `paging.max_pages`"
+    ):
+        list(walk)
+    assert len(api.requests) == 5
+
+
+def test_warns_when_total_records_differs() -> None:
+    paging = SEED.model_copy(update={"page_size": 2})
+    walk = walk_pages(FakeApi([product(n) for n in range(3)], total_records=4), paging)
+    assert [len(page.records) for page in walk] == [2, 1]
+    assert walk.warnings == ["The API reported 4 records but 3 were received."]
+
+
+def test_warns_when_total_pages_is_larger_than_the_data() -> None:
+    api = FakeApi([product(n) for n in range(3)], total_pages=5)
+    walk = walk_pages(api, SEED)
+    assert len(list(walk)) == 3
+    assert len(api.requests) == 4
+    assert walk.warnings == ["The API reported 5 pages but page 4 was empty: stopped after 3 pages of data."]
+
+
+def test_warns_when_total_pages_is_smaller_than_the_data() -> None:
+    walk = walk_pages(FakeApi([product(n) for n in range(5)], total_pages=2), SEED)
+    assert len(list(walk)) == 2
+    assert walk.warnings == [
+        "The API reported 2 pages but the last one was full and more records exist: `totalPages` is "
+        "smaller than the data; stopped at page 2.",
+        "The API reported 5 records but 2 were received.",
+    ]
+
+
+def test_without_a_record_total_a_full_last_page_is_checked_with_one_probe() -> None:
+    paging = SEED.model_copy(update={"total_records_path": "$.nothing"})
+    api = FakeApi([product(n) for n in range(5)], total_pages=2)
+    walk = walk_pages(api, paging)
+    assert len(list(walk)) == 2
+    assert [p["pageNumber"] for p in api.requests] == [1, 2, 3]
+    assert "`totalPages` is smaller than the data" in walk.warnings[0]
+    exact = FakeApi([product(n) for n in range(2)])
+    assert walk_pages(exact, paging).warnings == []
+    quiet = walk_pages(exact, paging)
+    assert len(list(quiet)) == 2
+    assert quiet.warnings == []
+
+
+def test_total_records_path_is_found_beside_total_pages_or_set() -> None:
+    assert SEED.records_total_path() == "$.paging.totalRecords"
+    custom = SEED.model_copy(update={"total_records_path": "$.meta.count"})
+    assert custom.records_total_path() == "$.meta.count"
+    assert SEED.model_copy(update={"total_pages_path": "$.pages"}).records_total_path() is None
+
+
+def test_a_total_that_is_not_a_number_is_a_bad_file() -> None:
+    with pytest.raises(BadFileError, match=r"`\$.paging.totalPages` gave 'many'.*`paging.total_pages_path`"):
+        list(walk_pages(lambda params: {"paging": {"totalPages": "many"}, "elements": [1]}, SEED))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "records"),
+    [
+        pytest.param("$.elements", {"elements": [1, 2]}, [1, 2], id="list"),
+        pytest.param("$.elements[*]", {"elements": [1, 2]}, [1, 2], id="wildcard"),
+        pytest.param("$.elements", {"elements": None}, [], id="null"),
+        pytest.param("$.elements", {}, [], id="missing"),
+        pytest.param("$.element", {"element": {"id": 1}}, [{"id": 1}], id="single-object"),
+        pytest.param("$", [1, 2], [1, 2], id="root-list"),
+    ],
+)
+def test_page_records(path: str, body: Any, records: list[Any]) -> None:
+    assert page_records(path, body) == records
+
+
+def test_settings_validate_paths_and_first_page() -> None:
+    assert SEED.model_copy().content_path == "$.elements"
+    assert (
+        PageNumberPaging.model_validate(
+            {"page_number_param": "p", "page_size_param": "s", "page_size": 10, "content_path": "elements"}
+        ).content_path
+        == "$.elements"
+    )
+    with pytest.raises(ValidationError, match="first_page"):
+        PageNumberPaging(
+            page_number_param="p", page_size_param="s", page_size=1, first_page=2, content_path="$.a"
+        )
+    with pytest.raises(ValidationError, match="is not a valid JSONPath"):
+        PageNumberPaging(page_number_param="p", page_size_param="s", page_size=1, content_path="$.a[")
