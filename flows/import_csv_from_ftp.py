@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from prefect import flow, runtime
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
-from prefect.states import Completed, Failed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.database import hub_database, state_dir
@@ -35,16 +34,18 @@ from tasks.ftp import (
     move_file,
     stat_source_file,
 )
-from tasks.ledger import RunTotals, find_loaded_file, finish_run, record_move, start_run
+from tasks.ledger import find_loaded_file, finish_run, record_move, start_run
 from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
     FileReport,
-    ImportFailedError,
     ImportReport,
     publish_artifacts,
     render_text,
     report_of,
 )
+from tasks.report import final_state as _final_state
+from tasks.report import run_summary as _summary
+from tasks.report import run_totals as _totals
 
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -265,34 +266,6 @@ def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
     )
-
-
-def _totals(report: ImportReport) -> RunTotals:
-    return RunTotals(
-        files=len(report.files),
-        rows_read=report.total("rows_read"),
-        inserted=report.total("inserted"),
-        updated=report.total("updated"),
-        unchanged=report.total("unchanged"),
-        rejected=report.total("rejected"),
-    )
-
-
-def _summary(report: ImportReport) -> str:
-    failed = [f"{f.path}: {f.message}" for f in report.files if f.status == "FAILED"]
-    return " | ".join([report.error] * bool(report.error) + failed + report.warnings)
-
-
-def _final_state(report: ImportReport) -> State:
-    counts = (
-        f"{len(report.files)} file(s), {report.total('rows_read')} rows read, {report.total('inserted')} inserted, "
-        f"{report.total('updated')} updated, {report.total('unchanged')} unchanged, {report.total('rejected')} rejected"
-    )
-    if report.status == "FAILED":
-        message = f"Import failed: {_summary(report)[:500]} ({counts})"
-        return Failed(message=message, data=ImportFailedError(message, report))
-    names = {"SUCCESS": "Completed", "PARTIAL": "Completed with rejects", "SKIPPED": "Skipped"}
-    return Completed(name=names[report.status], message=counts, data=report)
 
 
 def load_job(path: Path) -> CsvImportJob:

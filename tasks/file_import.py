@@ -1,6 +1,6 @@
 """Import one downloaded CSV file into the hub database in one transaction, and ledger it.
 
-This is the "load" step of the CSV job: transcode if needed, read the header, plan the mapping,
+This is the "load" step of the CSV job (and, through `import_batches`, of the API job's records): transcode if needed, read the header, plan the mapping,
 then parse, validate and stage batch by batch, check new keys against the database, check the
 reject threshold, merge, write the ledger entry and commit. Any failure rolls the whole file back.
 """
@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from blocks.database import hub_database
-from tasks.csv import CsvFormat, CsvHeader, iter_batches, read_header, to_utf8
+from tasks.csv import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity as entity_named
 from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
 from tasks.ledger import record_file
@@ -64,19 +65,78 @@ def import_csv_file(
     engine: sa.Engine, source: SourceFile, settings: LoadSettings, *, rejects_dir: Path, logger: RunLogger
 ) -> tuple[FileReport, list[Reject]]:
     """Load `source` whole or not at all; return its report and its first rejects."""
-    started = time.monotonic()
     name = source.remote_path
-    sink = RejectSink(rejects_dir / (name.strip("/").replace("/", "__") + ".rejects.csv"))
-    report = FileReport(path=name, status="FAILED", size=source.size, sha256=source.sha256)
-    try:
+
+    def prepare(report: FileReport) -> tuple[MappingPlan, Iterable[pl.DataFrame]]:
         utf8 = to_utf8(source.local_path, settings.csv.encoding)
         header = read_header(utf8, settings.csv.delimiter, name=name)
         plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
         report.ignored_columns = list(plan.ignored_columns)
-        _load(engine, utf8, header, plan, settings, source, sink, report, logger)
+        return plan, iter_batches(utf8, settings.csv, header, name=name)
+
+    try:
+        report, rejects = _import(
+            engine, _new_report(name, source), prepare, settings, rejects_dir, logger, source
+        )
+    finally:
+        for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
+            leftover.unlink(missing_ok=True)
+    if report.status != "FAILED" and report.rows_read == 0:
+        report.message = "The file has a header and no data rows."
+    return report, rejects
+
+
+def import_batches(
+    engine: sa.Engine,
+    name: str,
+    batches: Iterable[pl.DataFrame],
+    plan: MappingPlan,
+    settings: LoadSettings,
+    *,
+    rejects_dir: Path,
+    logger: RunLogger,
+    ledger_source: SourceFile | None = None,
+) -> tuple[FileReport, list[Reject]]:
+    """Load text batches (`_record`, `_line` and the plan's columns) whole or not at all, like a file.
+
+    `name` labels the report and the rejects file; with `ledger_source` the load is ledgered as that file.
+    """
+    return _import(
+        engine,
+        _new_report(name, ledger_source),
+        lambda _report: (plan, batches),
+        settings,
+        rejects_dir,
+        logger,
+        ledger_source,
+    )
+
+
+def _new_report(name: str, source: SourceFile | None) -> FileReport:
+    return FileReport(
+        path=name,
+        status="FAILED",
+        size=source.size if source else None,
+        sha256=source.sha256 if source else None,
+    )
+
+
+def _import(
+    engine: sa.Engine,
+    report: FileReport,
+    prepare: Callable[[FileReport], tuple[MappingPlan, Iterable[pl.DataFrame]]],
+    settings: LoadSettings,
+    rejects_dir: Path,
+    logger: RunLogger,
+    ledger_source: SourceFile | None,
+) -> tuple[FileReport, list[Reject]]:
+    started = time.monotonic()
+    name = report.path
+    sink = RejectSink(rejects_dir / (name.strip("/").replace("/", "__") + ".rejects.csv"))
+    try:
+        plan, batches = prepare(report)
+        _load(engine, batches, plan, settings, ledger_source, sink, report, logger)
         report.status = "PARTIAL" if report.rejected else "SUCCESS"
-        if report.rows_read == 0:
-            report.message = "The file has a header and no data rows."
     except ThresholdExceededError as exc:
         report.message = str(exc)
     except ImportJobError as exc:
@@ -93,9 +153,6 @@ def import_csv_file(
             f"{name}: the hub database failed during the load, which was rolled back: "
             f"{_database_reason(exc)}. Re-run the job once the database is reachable."
         ) from exc
-    finally:
-        for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
-            leftover.unlink(missing_ok=True)
     report.rejects_file = str(sink.path) if sink.count else None
     report.seconds = round(time.monotonic() - started, 3)
     return report, sink.sample
@@ -103,11 +160,10 @@ def import_csv_file(
 
 def _load(
     engine: sa.Engine,
-    utf8: Path,
-    header: CsvHeader,
+    batches: Iterable[pl.DataFrame],
     plan: MappingPlan,
     settings: LoadSettings,
-    source: SourceFile,
+    source: SourceFile | None,
     sink: RejectSink,
     report: FileReport,
     logger: RunLogger,
@@ -116,7 +172,7 @@ def _load(
         ensure_system_tables(conn)
         staging = Staging(conn, plan)
         try:
-            _stage_file(utf8, header, plan, settings, staging, sink, report, logger)
+            _stage_batches(batches, plan, settings, staging, sink, report, logger)
             report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)
             db_rejects = staging.reject_incomplete_new_keys()
             sink.add(db_rejects)
@@ -132,21 +188,21 @@ def _load(
             row_counts.updated,
             row_counts.unchanged,
         )
-        record_file(
-            conn,
-            job=settings.job,
-            path=source.remote_path,
-            size=source.size,
-            modified_at=source.modified,
-            sha256=source.sha256,
-            run_id=settings.run_id,
-            outcome="PARTIAL" if report.rejected else "SUCCESS",
-        )
+        if source is not None:
+            record_file(
+                conn,
+                job=settings.job,
+                path=source.remote_path,
+                size=source.size,
+                modified_at=source.modified,
+                sha256=source.sha256,
+                run_id=settings.run_id,
+                outcome="PARTIAL" if report.rejected else "SUCCESS",
+            )
 
 
-def _stage_file(
-    utf8: Path,
-    header: CsvHeader,
+def _stage_batches(
+    batches: Iterable[pl.DataFrame],
     plan: MappingPlan,
     settings: LoadSettings,
     staging: Staging,
@@ -155,7 +211,7 @@ def _stage_file(
     logger: RunLogger,
 ) -> None:
     started = time.monotonic()
-    for batch in iter_batches(utf8, settings.csv, header, name=report.path):
+    for batch in batches:
         validated = validate_batch(batch, plan, settings.formats)
         report.rows_read += batch.height
         report.rejected += validated.rejected_records

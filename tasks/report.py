@@ -5,16 +5,20 @@ from __future__ import annotations
 import csv
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 from pydantic import BaseModel, Field
 
 from tasks.errors import ImportJobError
+from tasks.ledger import RunTotals
 
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 RunStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 REJECT_SAMPLE = 200
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 
 class Reject(BaseModel):
@@ -225,3 +229,36 @@ def publish_artifacts(report: ImportReport) -> None:
 def _artifact_key(job: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in job.lower()).strip("-")
     return "-".join(part for part in cleaned.split("-") if part) or "import"
+
+
+def run_totals(report: ImportReport) -> RunTotals:
+    """Return the counts of the run history row."""
+    return RunTotals(
+        files=len(report.files),
+        rows_read=report.total("rows_read"),
+        inserted=report.total("inserted"),
+        updated=report.total("updated"),
+        unchanged=report.total("unchanged"),
+        rejected=report.total("rejected"),
+    )
+
+
+def run_summary(report: ImportReport) -> str:
+    """Return the run's errors and warnings on one line (the run history's message)."""
+    failed = [f"{f.path}: {f.message}" for f in report.files if f.status == "FAILED"]
+    return " | ".join([report.error] * bool(report.error) + failed + report.warnings)
+
+
+def final_state(report: ImportReport) -> State:
+    """Return the Prefect state for the run: Completed (named by status) or Failed."""
+    counts = (
+        f"{len(report.files)} file(s), {report.total('rows_read')} rows read, {report.total('inserted')} inserted, "
+        f"{report.total('updated')} updated, {report.total('unchanged')} unchanged, {report.total('rejected')} rejected"
+    )
+    from prefect.states import Completed, Failed
+
+    if report.status == "FAILED":
+        message = f"Import failed: {run_summary(report)[:500]} ({counts})"
+        return Failed(message=message, data=ImportFailedError(message, report))
+    names = {"SUCCESS": "Completed", "PARTIAL": "Completed with rejects", "SKIPPED": "Skipped"}
+    return Completed(name=names[report.status], message=counts, data=report)

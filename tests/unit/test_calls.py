@@ -1,0 +1,183 @@
+"""API call templates, variables, durations and job validation: pure, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from flows.import_json_from_api import ApiImportJob
+from tasks.calls import (
+    ApiCall,
+    CallContext,
+    check_chain,
+    parse_duration,
+    parse_value,
+    path_variables,
+    records_of,
+    render_path,
+    resolve_body,
+    resolve_value,
+    since_value,
+)
+
+LAST = datetime(2026, 3, 10, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PT1H", timedelta(hours=1)),
+        ("P1D", timedelta(days=1)),
+        ("P1DT2H30M", timedelta(days=1, hours=2, minutes=30)),
+        ("PT90S", timedelta(seconds=90)),
+        ("P2W", timedelta(weeks=2)),
+        ("pt15m", timedelta(minutes=15)),
+    ],
+)
+def test_iso_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "1H", "P1M", "P1Y", "PT1H30", "P1DT"])
+def test_bad_durations_say_how_to_write_them(text: str) -> None:
+    with pytest.raises(ValueError, match="PT1H"):
+        parse_duration(text)
+
+
+def test_since_is_last_start_minus_duration_or_initial_since() -> None:
+    assert since_value("PT1H", LAST, datetime(2020, 1, 1, tzinfo=UTC)) == "2026-03-10T11:30:15Z"
+    assert since_value("P1DT2H30M", LAST, datetime(2020, 1, 1, tzinfo=UTC)) == "2026-03-09T10:00:15Z"
+    assert since_value("PT1H", None, datetime(2020, 1, 1, tzinfo=UTC)) == "2020-01-01T00:00:00Z"
+
+
+def test_path_variables_are_parsed_in_order() -> None:
+    assert path_variables("shops/{shop}/items/{id}/{shop}") == ["shop", "id"]
+    assert path_variables("items") == []
+
+
+def test_path_values_are_percent_encoded() -> None:
+    assert render_path("items/{id}/x", {"id": "a b/c?d"}) == "items/a%20b%2Fc%3Fd/x"
+    assert render_path("items/{n}", {"n": 42}) == "items/42"
+
+
+def test_value_kinds() -> None:
+    assert parse_value("products").kind == "constant"
+    assert parse_value("$.invocationId").kind == "response"
+    assert parse_value("{{invocationId}}").variables == ("invocationId",)
+    assert parse_value("lastJobExecutionMinusDuration(PT1H)").kind == "since"
+    with pytest.raises(ValueError, match="ISO-8601"):
+        parse_value("lastJobExecutionMinusDuration(one hour)")
+
+
+def test_values_resolve_against_the_previous_response_variables_and_run_history() -> None:
+    context = CallContext(
+        previous={"invocationId": "799b", "n": 3},
+        has_previous=True,
+        variables={"id": "x1", "n": 7},
+        last_start=LAST,
+    )
+    assert resolve_value("$.invocationId", context, where="w") == "799b"
+    assert resolve_value("$.n", context, where="w") == 3  # keeps its JSON type
+    assert resolve_value("{{id}}", context, where="w") == "x1"
+    assert resolve_value("files/{{id}}-{{n}}.csv", context, where="w") == "files/x1-7.csv"
+    assert resolve_value("lastJobExecutionMinusDuration(PT30M)", context, where="w") == "2026-03-10T12:00:15Z"
+    assert resolve_value("plain", context, where="w") == "plain"
+    assert resolve_body({"a": ["$.n", {"b": "{{id}}"}], "c": 1}, context, where="body") == {
+        "a": [3, {"b": "x1"}],
+        "c": 1,
+    }
+    with pytest.raises(ValueError, match="first call"):
+        resolve_value("$.x", CallContext(), where="w")
+
+
+def test_unknown_path_variable_names_it_and_the_call() -> None:
+    with pytest.raises(ValidationError, match=r"call 'status'.*`\{invocationId\}`"):
+        ApiCall(name="status", path="invocations/{invocationId}")
+    with pytest.raises(ValidationError, match=r"'extra' is not used"):
+        ApiCall(name="status", path="x", path_variables={"extra": "1"})
+
+
+def _call(name: str, **fields: Any) -> ApiCall:
+    return ApiCall.model_validate({"name": name, **fields})
+
+
+def test_a_variable_must_be_captured_by_an_earlier_call() -> None:
+    first = _call("generate", method="POST", path="generate", capture={"invocationId": "$.invocationId"})
+    second = _call("status", path="s/{id}", path_variables={"id": "{{invocationId}}"})
+    check_chain([first, second])
+    with pytest.raises(ValueError, match=r"call 'status' uses the variable `\{\{invocationId\}\}`"):
+        check_chain([second, first])
+    with pytest.raises(ValueError, match=r"`\{\{other\}\}`.*captured before it: invocationId"):
+        check_chain([first, _call("x", query={"q": "{{other}}"})])
+
+
+def test_the_first_call_cannot_read_a_previous_response() -> None:
+    with pytest.raises(ValueError, match="first call"):
+        check_chain([_call("a", query={"q": "$.id"})])
+
+
+def test_patterns_are_a_discriminated_union() -> None:
+    paging = _call(
+        "list",
+        path="products",
+        pattern={
+            "kind": "paging",
+            "page_number_param": "pageNumber",
+            "page_size_param": "pageSize",
+            "page_size": 1,
+            "first_page": 1,
+            "total_pages_path": "$.paging.totalPages",
+            "content_path": "$.elements",
+        },
+    )
+    assert paging.pattern.kind == "paging"
+    retry = _call("poll", pattern={"kind": "retry", "condition_path": "statusFile", "value": "AVAILABLE"})
+    assert retry.pattern.condition_path == "$.statusFile"  # type: ignore[union-attr]
+    with pytest.raises(ValidationError, match="retries"):
+        _call("poll", pattern={"kind": "retry", "condition_path": "s", "value": "A", "retries": 3})
+    with pytest.raises(ValidationError, match="url_from"):
+        _call("dl", pattern={"kind": "download", "url_from": "$..[", "format": {"kind": "json"}})
+
+
+def test_job_validates_mapping_and_csv_download_position() -> None:
+    base: dict[str, Any] = {"name": "j", "connection": "c", "entity": "products"}
+    calls = [{"name": "list", "path": "products"}]
+    job = ApiImportJob.model_validate(
+        base | {"calls": calls, "mapping": {"productId": "productExternalId", "$.name": "productNames"}}
+    )
+    assert job.mapping == {"$.productId": "productExternalId", "$.name": "productNames"}
+    with pytest.raises(ValidationError, match="valid fields"):
+        ApiImportJob.model_validate(
+            base | {"calls": calls, "mapping": {"$.id": "productExternalId", "$.x": "nope"}}
+        )
+    with pytest.raises(ValidationError, match="key"):
+        ApiImportJob.model_validate(base | {"calls": calls, "mapping": {"$.x": "productNames"}})
+    download = {
+        "name": "dl",
+        "pattern": {
+            "kind": "download",
+            "url_from": "$.urlFile",
+            "format": {"kind": "csv", "csv": {"delimiter": ";"}},
+        },
+    }
+    with pytest.raises(ValidationError, match="must be the last call"):
+        ApiImportJob.model_validate(
+            base
+            | {
+                "calls": [calls[0], download, calls[0] | {"name": "x"}],
+                "mapping": {"$.id": "productExternalId"},
+            }
+        )
+    ok = ApiImportJob.model_validate(base | {"calls": [calls[0], download]})
+    assert ok.mapping is None
+
+
+def test_records_of_a_response() -> None:
+    assert records_of({"elements": [{"a": 1}, {"a": 2}]}, "$.elements") == [{"a": 1}, {"a": 2}]
+    assert records_of([{"a": 1}], None) == [{"a": 1}]
+    assert records_of({"a": 1}, None) == [{"a": 1}]
+    assert records_of({"elements": []}, "$.elements") == []
+    assert records_of({"other": 1}, "$.elements") == []
