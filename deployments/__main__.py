@@ -1,8 +1,12 @@
-"""Command line of the deployments: `python -m deployments schedule "<preset>"` and `... check [prefect.yaml]`.
+"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|pause|resume`.
 
-`schedule` prints the native YAML of a preset (see `deployments.schedules`) and its next 5 runs.
-`check` validates every deployment of a `prefect.yaml` and prints one table row per finding; it exits
-with 1 when any row is an error, 0 otherwise.
+`schedule "<preset>"` prints the native YAML of a preset (see `deployments.schedules`) and its next 5
+runs. `check [prefect.yaml]` validates every deployment of a `prefect.yaml` and prints one table row per
+finding; it exits with 1 when any row is an error, 0 otherwise. `blocks` registers the block types and
+saves the example block documents from the environment or `blocks.local.yaml` (`deployments.blocks`).
+`run <deployment> [--job-file F] [--force]` runs one deployment's job locally in-process;
+`pause <deployment>` / `resume <deployment>` pause or resume it on the Prefect server
+(`deployments.operate`).
 """
 
 from __future__ import annotations
@@ -215,9 +219,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     schedule.add_argument("preset", help="e.g. 'monthly on last weekday at 18:00 in Europe/Paris'")
     checker = commands.add_parser("check", help="validate every deployment of a prefect.yaml")
     checker.add_argument("path", nargs="?", type=Path, default=PREFECT_YAML, help="default: the project's")
+    blocks = commands.add_parser("blocks", help="register block types, save blocks from env / local file")
+    blocks.add_argument("--file", type=Path, default=None, help="default: blocks.local.yaml (git-ignored)")
+    runner = commands.add_parser("run", help="run one deployment's job locally, in this process")
+    runner.add_argument("deployment", help="e.g. import-csv-from-ftp/products-from-erp-ftp")
+    runner.add_argument("--job-file", type=Path, default=None, help="a job YAML instead of the deployment's")
+    runner.add_argument("--force", action="store_true", help="import files the ledger has already seen")
+    runner.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
+    for verb in ("pause", "resume"):
+        pauser = commands.add_parser(verb, help=f"{verb} a deployment on the Prefect server")
+        pauser.add_argument("deployment", help="e.g. import-csv-from-ftp/products-from-erp-ftp")
+        pauser.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
     args = parser.parse_args(argv)
     if args.command == "schedule":
         return show_schedule(args.preset)
+    if args.command == "blocks":
+        from deployments import blocks as block_documents
+
+        return block_documents.main(args.file or block_documents.LOCAL_FILE)
+    if args.command == "run":
+        from deployments.operate import run
+
+        return run(args.deployment, args.job_file, force=args.force, path=args.prefect_file)
+    if args.command in ("pause", "resume"):
+        from deployments.operate import set_paused
+
+        return set_paused(args.deployment, paused=args.command == "pause", path=args.prefect_file)
     return check(args.path)
 
 
