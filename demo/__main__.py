@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -25,7 +27,7 @@ from demo.api_server import local_api_server
 from demo.ftp_server import local_ftp_server
 from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
-from tasks.report import ImportReport, report_of
+from tasks.report import ImportReport, run_job
 
 DATA = Path(__file__).parent / "data"
 DEMO_PASSWORD = "demo-only-password"  # a throwaway server on 127.0.0.1, gone when the demo ends
@@ -92,15 +94,15 @@ def main() -> int:
         ).save("demo-ftp", overwrite=True)
         DatabaseConnection(url=SecretStr(f"sqlite:///{database_file}")).save("demo-hub", overwrite=True)
         products, offers, products_again = _jobs()
-        reports = [_run(products), _run(offers)]
+        reports = [_run(import_csv_from_ftp, products), _run(import_csv_from_ftp, offers)]
         _drop_products_again(ftp.root)  # the same files uploaded twice: the ledger knows them
-        reports.append(_run(products_again))
+        reports.append(_run(import_csv_from_ftp, products_again))
     with local_api_server(DATA / "api" / "products.json", api_key=DEMO_API_KEY) as api:
         print(f"\nLocal REST API on {api.base_url} (the seed's paging shape)")
         ApiConnection(base_url=api.base_url, auth="api_key", api_key=SecretStr(DEMO_API_KEY)).save(
             "demo-api", overwrite=True
         )
-        reports.append(_run_api(_api_job()))
+        reports.append(_run(import_json_from_api, _api_job()))
     print(f"\nHub database: {database_file}")
     _print_tables(database_file)
     print("\nRuns (the full reports are in the flow logs above):")
@@ -148,17 +150,8 @@ def _api_job() -> ApiImportJob:
     )
 
 
-def _run_api(job: ApiImportJob) -> ImportReport:
-    state = import_json_from_api(job, return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
-    if report is None:
-        raise SystemExit(f"{job.name}: the flow ended {state.name} without a report: {state.message}")
-    return report
-
-
-def _run(job: CsvImportJob) -> ImportReport:
-    state = import_csv_from_ftp(job, return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
+def _run(flow: Callable[..., Any], job: CsvImportJob | ApiImportJob) -> ImportReport:
+    state, report = run_job(flow, job)
     if report is None:
         raise SystemExit(f"{job.name}: the flow ended {state.name} without a report: {state.message}")
     return report  # the flow has logged the full report already

@@ -25,7 +25,7 @@ from blocks.database import hub_database, state_dir
 from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
-from tasks.file_import import LoadSettings, SourceFile, load_file
+from tasks.file_import import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
 from tasks.ftp import (
     RemoteFile,
     check_ftp_connection,
@@ -41,7 +41,7 @@ from tasks.report import (
     ImportReport,
     publish_artifacts,
     render_text,
-    report_of,
+    run_job,
 )
 from tasks.report import final_state as _final_state
 from tasks.report import run_summary as _summary
@@ -115,16 +115,8 @@ class CsvImportJob(BaseModel):
         "standard headers (e.g. `Product External Id`). `CF_<id>` columns are read as custom fields.",
     )
     formats: CellFormats = Field(default_factory=CellFormats, description="How cells are written.")
-    target: str | None = Field(
-        default=None,
-        description="Name of the Hub Database block to load into. Empty: the embedded SQLite database.",
-    )
-    reject_threshold_percent: float = Field(
-        default=10.0,
-        ge=0,
-        le=100,
-        description="A file with more than this share of rejected rows fails and loads nothing.",
-    )
+    target: HubTarget = None
+    reject_threshold_percent: RejectThresholdPercent = 10.0
     force: bool = Field(default=False, description="Import files the ledger has already seen.")
 
     @model_validator(mode="after")
@@ -304,8 +296,7 @@ def main(argv: list[str]) -> int:
         problems = check_job_connection(job)
         print("\n".join(f"problem: {p}" for p in problems) or f"{job.connection}: connection and folders OK")
         return 1 if problems else 0
-    state = import_csv_from_ftp(job, return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
+    state, report = run_job(import_csv_from_ftp, job)
     print(render_text(report) if report else f"{state.name}: {state.message}")
     return 0 if state.is_completed() else 1
 

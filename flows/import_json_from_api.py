@@ -50,7 +50,14 @@ from tasks.calls import (
 from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError, SourceRejectedError, SourceUnavailableError
-from tasks.file_import import LoadSettings, SourceFile, import_batches, load_file
+from tasks.file_import import (
+    HubTarget,
+    LoadSettings,
+    RejectThresholdPercent,
+    SourceFile,
+    import_batches,
+    load_file,
+)
 from tasks.http import DEFAULT_MAX_BYTES, RetryPolicy, decode_json, open_client, safe_url, send
 from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
 from tasks.ledger import find_loaded_file, finish_run, last_successful_start, start_run
@@ -64,7 +71,7 @@ from tasks.report import (
     final_state,
     publish_artifacts,
     render_text,
-    report_of,
+    run_job,
     run_summary,
     run_totals,
 )
@@ -132,16 +139,8 @@ class ApiImportJob(BaseModel):
         "downloads a CSV file (its `format.mapping` applies).",
     )
     formats: CellFormats = Field(default_factory=CellFormats, description="How text values are written.")
-    target: str | None = Field(
-        default=None,
-        description="Name of the Hub Database block to load into. Empty: the embedded SQLite database.",
-    )
-    reject_threshold_percent: float = Field(
-        default=10.0,
-        ge=0,
-        le=100,
-        description="A run with more than this share of rejected records fails and loads nothing.",
-    )
+    target: HubTarget = None
+    reject_threshold_percent: RejectThresholdPercent = 10.0
     force: bool = Field(default=False, description="Import a downloaded file the ledger has already seen.")
     initial_since: datetime = Field(
         default=EPOCH,
@@ -490,8 +489,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m flows.import_json_from_api JOB.yaml", file=sys.stderr)
         return 2
-    state = import_json_from_api(load_job(Path(argv[0])), return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
+    state, report = run_job(import_json_from_api, load_job(Path(argv[0])))
     print(render_text(report) if report else f"{state.name}: {state.message}")
     return 0 if state.is_completed() else 1
 

@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
 import sqlalchemy as sa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from pydantic import Field
 
 from blocks.database import hub_database
 from tasks.csv import CsvFormat, iter_batches, read_header, to_utf8
@@ -55,6 +57,21 @@ class LoadSettings:
     csv: CsvFormat
     formats: CellFormats
     reject_threshold_percent: float
+
+
+HubTarget = Annotated[
+    str | None,
+    Field(description="Name of the Hub Database block to load into. Empty: the embedded SQLite database."),
+]
+RejectThresholdPercent = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=100,
+        description="A file (or an API run's records) with more than this share of rejected rows fails "
+        "and loads nothing.",
+    ),
+]
 
 
 class ThresholdExceededError(BadFileError):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, Field
@@ -147,6 +148,12 @@ def report_of(result: object) -> ImportReport | None:
     if isinstance(result, ImportFailedError):
         return result.report
     return result if isinstance(result, ImportReport) else None
+
+
+def run_job(flow: Callable[..., Any], job: Any) -> tuple[State, ImportReport | None]:
+    """Run an import flow on `job` in this process; return its final state and its report."""
+    state: State = flow(job, return_state=True)
+    return state, report_of(state.result(raise_on_failure=False))
 
 
 def render_markdown(report: ImportReport) -> str:

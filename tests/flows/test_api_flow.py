@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.objects import State
@@ -23,7 +22,8 @@ from blocks.api import ApiConnection
 from blocks.database import DatabaseConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
 from tasks.calls import iso_utc
-from tasks.report import ImportReport, render_markdown, render_text, report_of
+from tasks.report import ImportReport, render_markdown, render_text
+from tests.flows.hub import rows, run_for_report
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -81,18 +81,7 @@ def _job(connection: str, target: str, calls: list[dict[str, Any]], **overrides:
 
 
 def _run(job: ApiImportJob) -> tuple[State, ImportReport]:
-    state = import_json_from_api(job, return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
-    assert report is not None, f"no report: {state.name} {state.message}"
-    return state, report
-
-
-def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = [tuple(row) for row in conn.exec_driver_sql(query).all()]
-    engine.dispose()
-    return rows
+    return run_for_report(import_json_from_api, job)
 
 
 def _artifact_text(key: str) -> str:
@@ -152,17 +141,15 @@ def test_seed_paging_example_loads_2399_products(
         0,
     )
     assert report.warnings == []
-    assert _rows(database_url, "SELECT COUNT(*) FROM products") == [(PRODUCTS,)]
-    [(name, category, tags)] = _rows(
+    assert rows(database_url, "SELECT COUNT(*) FROM products") == [(PRODUCTS,)]
+    [(name, category, tags)] = rows(
         database_url,
         'SELECT "productNames", "productClassificationCategoryId", "productTags" FROM products '
         "WHERE \"productExternalId\" = '000820'",
     )
     assert (name, category) == ("red cotton shirt 820", "0001-0001-0028-0010")
     assert (json.loads(tags) if isinstance(tags, str) else tags) == ["0442301152930", "000820"]
-    history = _rows(
-        database_url, f"SELECT kind, status, rows_read FROM datahub_runs WHERE job = '{job.name}'"
-    )
+    history = rows(database_url, f"SELECT kind, status, rows_read FROM datahub_runs WHERE job = '{job.name}'")
     assert history == [("json-api", "SUCCESS", PRODUCTS)]
     # (e) the API key went to the server but shows up nowhere on our side.
     key = job.name  # the artifact key derived from the job name
@@ -252,7 +239,7 @@ def test_seed_hybrid_offers_example_polls_downloads_and_skips_the_same_file(
     assert report.retries == 1
     assert [(f.status, f.inserted) for f in report.files] == [("SUCCESS", 3)]
     assert report.files[0].path.endswith("/files/offers.csv")
-    assert _rows(sqlite_url, 'SELECT "stockExternalId", "stockNumber" FROM offer_stocks ORDER BY 1') == [
+    assert rows(sqlite_url, 'SELECT "stockExternalId", "stockNumber" FROM offer_stocks ORDER BY 1') == [
         ("S1", 5),
         ("S2", 0),
         ("S3", 12),
@@ -267,7 +254,7 @@ def test_seed_hybrid_offers_example_polls_downloads_and_skips_the_same_file(
     assert again_state.name == "Skipped"
     assert [f.status for f in again.files] == ["SKIPPED"]
     assert "Already imported" in again.files[0].message
-    assert _rows(sqlite_url, "SELECT COUNT(*) FROM datahub_ledger")[0][0] == 1
+    assert rows(sqlite_url, "SELECT COUNT(*) FROM datahub_ledger")[0][0] == 1
 
 
 def test_last_job_execution_minus_duration_first_and_later_run(
@@ -316,7 +303,7 @@ def test_refused_call_fails_the_run_without_showing_the_api_key(
     shown = render_text(report) + report.model_dump_json() + _artifact_text(f"{job.name}-summary")
     assert API_KEY not in shown
     assert API_KEY not in captured_logs.text
-    assert _rows(postgres_url, f"SELECT status FROM datahub_runs WHERE job = '{job.name}'") == [("FAILED",)]
+    assert rows(postgres_url, f"SELECT status FROM datahub_runs WHERE job = '{job.name}'") == [("FAILED",)]
 
 
 def test_polling_that_never_matches_fails_with_the_last_value_seen(

@@ -16,8 +16,9 @@ from pydantic import SecretStr
 
 from blocks.database import DatabaseConnection
 from flows.import_csv_from_ftp import CsvImportJob, check_job_connection, import_csv_from_ftp
-from tasks.report import ImportReport, report_of
+from tasks.report import ImportReport
 from tests.fixtures_servers import make_block
+from tests.flows.hub import rows, run_for_report
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -49,18 +50,7 @@ def _job(connection: str, target: str, **overrides: Any) -> CsvImportJob:
 
 
 def _run(job: CsvImportJob) -> tuple[State, ImportReport]:
-    state = import_csv_from_ftp(job, return_state=True)
-    report = report_of(state.result(raise_on_failure=False))
-    assert report is not None, f"no report: {state.name} {state.message}"
-    return state, report
-
-
-def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = [tuple(row) for row in conn.exec_driver_sql(query).all()]
-    engine.dispose()
-    return rows
+    return run_for_report(import_csv_from_ftp, job)
 
 
 def _has_table(url: str, table: str) -> bool:
@@ -120,19 +110,19 @@ def test_bulk_run_loads_good_files_moves_them_and_fails_the_bad_one(
     assert sorted(p.name for p in (ftp_root / "out").iterdir()) == ["a.csv", "c.csv"]
     assert [p.name for p in (ftp_root / "failed").iterdir()] == ["b.csv"]
     assert list((ftp_root / "in").iterdir()) == []
-    assert _rows(hub[1], 'SELECT "variantExternalId" FROM variants ORDER BY 1') == [
+    assert rows(hub[1], 'SELECT "variantExternalId" FROM variants ORDER BY 1') == [
         ("V1",),
         ("V2",),
         ("V3",),
         ("V4",),
     ]
-    assert _rows(hub[1], 'SELECT "productNames" FROM products WHERE "productExternalId" = \'P1\'') == [
+    assert rows(hub[1], 'SELECT "productNames" FROM products WHERE "productExternalId" = \'P1\'') == [
         ("Chair",)
     ]
     assert [(r.record, r.line, r.column, r.value, r.code) for r in report.rejects] == [
         (2, 3, "Variant Price", "abc", "F-E-012")
     ]
-    history = _rows(
+    history = rows(
         hub[1], f"SELECT status, files, rows_read, rejected FROM datahub_runs WHERE job = '{report.job}'"
     )
     assert history == [("FAILED", 3, 5, 1)]
@@ -146,7 +136,7 @@ def test_rerun_is_skipped_by_the_ledger_and_a_forced_rerun_changes_nothing(
     first_state, first = _run(job)
     assert first_state.name == "Completed"
     assert (first.total("inserted"), first.total("updated")) == (3, 0)
-    before = _rows(hub[1], "SELECT * FROM variants ORDER BY 1")
+    before = rows(hub[1], "SELECT * FROM variants ORDER BY 1")
 
     (ftp_root / "out" / "a.csv").rename(ftp_root / "in" / "a.csv")  # the same file dropped again
     skipped_state, skipped = _run(job)
@@ -160,7 +150,7 @@ def test_rerun_is_skipped_by_the_ledger_and_a_forced_rerun_changes_nothing(
     forced_state, forced = _run(job.model_copy(update={"force": True}))
     assert forced_state.name == "Completed"
     assert (forced.total("inserted"), forced.total("updated"), forced.total("unchanged")) == (0, 0, 3)
-    assert _rows(hub[1], "SELECT * FROM variants ORDER BY 1") == before
+    assert rows(hub[1], "SELECT * FROM variants ORDER BY 1") == before
 
 
 def test_partial_run_is_completed_with_rejects_and_publishes_artifacts(
@@ -190,7 +180,7 @@ def test_threshold_exceeded_loads_nothing_and_moves_the_file_to_failed(
     assert [p.name for p in (ftp_root / "failed").iterdir()] == ["c.csv"]
     # The rollback took the whole file, the tables its load created included.
     assert not _has_table(hub[1], "variants")
-    assert _rows(hub[1], "SELECT count(*) FROM datahub_ledger") == [(0,)]
+    assert rows(hub[1], "SELECT count(*) FROM datahub_ledger") == [(0,)]
 
 
 def test_single_file_job_moves_to_outbound_and_an_absent_file_is_skipped(
@@ -230,7 +220,7 @@ def test_encodings_bom_and_windows_1252(ftp_root: Path, ftp_block: str, hub: tup
     )
     state, _ = _run(_job(ftp_block, hub[0], csv={"delimiter": ";", "encoding": "windows-1252"}))
     assert state.name == "Completed"
-    names = _rows(hub[1], 'SELECT "productNames" FROM products ORDER BY 1')
+    names = rows(hub[1], 'SELECT "productNames" FROM products ORDER BY 1')
     assert names == [("Chaise d'Été à 5 €",), ("Chaise d'Été à 5 €",)]
 
 
@@ -281,6 +271,6 @@ def test_a_missing_inbound_folder_fails_the_run_with_the_folder_named(
     state, report = _run(job)
     assert state.is_failed()
     assert "Cannot list the folder 'in'" in report.error
-    history = _rows(hub[1], f"SELECT status, message FROM datahub_runs WHERE job = '{job.name}'")
+    history = rows(hub[1], f"SELECT status, message FROM datahub_runs WHERE job = '{job.name}'")
     assert history[0][0] == "FAILED"
     assert history[0][1] == report.error
