@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tasks.csv import CsvFormat
 from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
 from tasks.pagination import PageNumberPaging
+from tasks.ui_schema import json_editor
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 PATH_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -190,6 +191,13 @@ class PagingPattern(PageNumberPaging):
     model_config = ConfigDict(extra="forbid", frozen=True, title="Paging")
 
     kind: Literal["paging"] = Field(default="paging", description="Fetch every page by its number.")
+    export_pages_to: str | None = Field(
+        default=None,
+        title="Export pages to",
+        description="Keep the raw pages (one JSON line per page, gzip-compressed NDJSON) in this folder "
+        "or fsspec URL, e.g. `/data/exports` or `s3://bucket/exports`, as "
+        "`<job>-<call>-<UTC time>.ndjson.gz`. Empty: the pages are not kept.",
+    )
 
 
 class RetryPattern(BaseModel):
@@ -245,6 +253,7 @@ class CsvFile(BaseModel):
     csv: CsvFormat = Field(description="Delimiter and encoding of the file.")
     mapping: dict[str, str] | None = Field(
         default=None,
+        json_schema_extra=json_editor,  # the v2 form shows `dict | None` with no editor
         description="CSV column header -> entity field. Empty: the entity's standard headers "
         "(e.g. `Stock External Id`). The job's JSONPath `mapping` must then be empty.",
     )

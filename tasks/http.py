@@ -2,13 +2,16 @@
 
 `open_client` builds a client from an ``ApiConnection`` block; `send` makes one request with tenacity
 retries (only for failures that may pass, and never re-sending a POST or PATCH that the server may
-have acted on); `decode_json` reads its body. Failures become the errors of ``tasks.errors`` with the
+have acted on); `decode_json` reads its body; `download` streams a file to disk under the same rules,
+hashing it on the way. Every read of a body checks the size cap and the call's deadline, so neither an
+endless body nor one that trickles in a byte at a time can hold a run. Failures become the errors of ``tasks.errors`` with the
 method, the URL without its query string, the status, a short body and the fix; never a secret.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import math
@@ -16,9 +19,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,6 +136,12 @@ class ConnectionAuth(httpx.Auth):
     def _secrets(self) -> list[str]:
         c = self.connection
         values = [s.get_secret_value() for s in (c.api_key, c.bearer_token, c.password, c.client_secret) if s]
+        # A server may echo the Authorization header: Basic sends `user:password` (and the OAuth2 token
+        # request `client_id:client_secret`) base64-encoded, which the raw secret does not match.
+        if c.password:
+            values.append(_basic_pair(c.username or "", c.password.get_secret_value()))
+        if c.client_secret:
+            values.append(_basic_pair(c.client_id or "", c.client_secret.get_secret_value()))
         return [v for v in values + ([self._token[0]] if self._token else []) if len(v) >= 4]
 
     def _headers(self) -> dict[str, str]:
@@ -142,8 +152,9 @@ class ConnectionAuth(httpx.Auth):
             case "bearer" if c.bearer_token:
                 return {"Authorization": f"Bearer {c.bearer_token.get_secret_value()}"}
             case "basic" if c.password:
-                pair = f"{c.username or ''}:{c.password.get_secret_value()}".encode()
-                return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+                return {
+                    "Authorization": "Basic " + _basic_pair(c.username or "", c.password.get_secret_value())
+                }
             case "oauth2_client_credentials":
                 return {"Authorization": f"Bearer {self._access_token()}"}
         return {}
@@ -153,6 +164,10 @@ class ConnectionAuth(httpx.Auth):
             if self._token is None or time.monotonic() >= self._token[1]:
                 self._token = fetch_oauth2_token(self.connection, self.label)
             return self._token[0]
+
+
+def _basic_pair(user: str, secret: str) -> str:
+    return base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
 
 
 def fetch_oauth2_token(connection: ApiConnection, label: str) -> tuple[str, float]:
@@ -236,6 +251,8 @@ class _Call:
     headers: Mapping[str, str] | None
     max_bytes: int
     deadline: float
+    destination: Path | None = None  # a download: a successful body goes to this file, not to memory
+    saved: dict[str, Any] = field(default_factory=dict)  # the download's size and sha256
 
     @property
     def idempotent(self) -> bool:
@@ -270,7 +287,10 @@ def send(
         deadline: `time.monotonic()` instant shared by all requests of a call; default: the policy's.
     """
     stop_at = policy.deadline() if deadline is None else deadline
-    call = _Call(client, method.upper(), url, params, json, headers, max_bytes, stop_at)
+    return _send_call(_Call(client, method.upper(), url, params, json, headers, max_bytes, stop_at), policy)
+
+
+def _send_call(call: _Call, policy: RetryPolicy) -> httpx.Response:
     retrying = Retrying(
         retry=retry_if_exception_type(_RetryableError),
         wait=_backoff(policy),
@@ -292,6 +312,38 @@ def send(
         raise SourceUnavailableError(
             f"{exc.error} Gave up after {attempts} attempt(s) in {elapsed:.1f} s.{past}"
         ) from (exc.__cause__ or exc)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file `download` saved: the URL it came from (no query string), its size and SHA-256."""
+
+    url: str
+    path: Path
+    size: int
+    sha256: str
+
+
+def download(
+    client: httpx.Client,
+    url: str,
+    destination: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline: float | None = None,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> Download:
+    """GET `url` into the file `destination`, streamed (never whole in memory) and hashed on the way.
+
+    The same transport rules as `send` apply: retries, the size cap, the call's deadline and
+    credentials only for the API's own (or trusted) hosts.
+    """
+    stop_at = policy.deadline() if deadline is None else deadline
+    call = _Call(client, "GET", url, None, None, None, max_bytes, stop_at, destination)
+    response = _send_call(call, policy)
+    return Download(
+        str(safe_url(response.request.url)), destination, call.saved["size"], call.saved["sha256"]
+    )
 
 
 class _StopAtDeadline(stop_base):
@@ -392,6 +444,9 @@ def _read_capped(call: _Call, response: httpx.Response) -> bytes:
     declared = response.headers.get("content-length", "")
     if response.is_success and declared.isdigit() and int(declared) > limit:
         raise _too_large(call, response, f" (it announced {int(declared):,})")
+    if response.is_success and call.destination is not None:
+        _save(call, response)
+        return b""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
@@ -400,8 +455,39 @@ def _read_capped(call: _Call, response: httpx.Response) -> bytes:
             if not response.is_success:
                 break  # an error page: its start is enough for the message
             raise _too_large(call, response, "")
+        _check_reading_deadline(call, response)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _save(call: _Call, response: httpx.Response) -> None:
+    assert call.destination is not None
+    digest = hashlib.sha256()
+    size = 0
+    call.destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with call.destination.open("wb") as file:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > call.max_bytes:
+                    raise _too_large(call, response, "")
+                _check_reading_deadline(call, response)
+                digest.update(chunk)
+                file.write(chunk)
+    except BaseException:
+        call.destination.unlink(missing_ok=True)  # never leave half a file that looks like a download
+        raise
+    call.saved.update(size=size, sha256=digest.hexdigest())
+
+
+def _check_reading_deadline(call: _Call, response: httpx.Response) -> None:
+    # Per-read timeouts never fire on a body that trickles in a byte at a time: the deadline does.
+    if time.monotonic() > call.deadline:
+        raise SourceUnavailableError(
+            f"{_where(response.request)} was still sending its body when the call's deadline passed "
+            "(a body that trickles in). Raise `http.call_deadline_seconds` if the API is that slow, or ask "
+            "its owner."
+        )
 
 
 def _too_large(call: _Call, response: httpx.Response, announced: str) -> BadFileError:

@@ -42,6 +42,8 @@ class CompiledPath:
     expression: str
     multi: bool
     find: Callable[[JsonValue], list[JsonValue]]
+    keys: tuple[str, ...] | None = None  # a plain dotted path (`$.a.b`): its keys, for the fastest lookups
+    steps: tuple[object, ...] | None = None  # a plain path: keys, indexes and `WILDCARD`s (not `$` alone)
 
 
 def _plain_steps(expression: str) -> tuple[object, ...] | None:
@@ -87,7 +89,11 @@ def compile_jsonpath(text: str) -> CompiledPath:
     expression = normalise_jsonpath(text)
     steps = _plain_steps(expression) if expression.startswith("$") else None
     if steps is not None:
-        return CompiledPath(expression, WILDCARD in steps, lambda body: _walk(steps, body))
+        keys = tuple(s for s in steps if isinstance(s, str)) if steps else None
+        plain = keys if keys is not None and len(keys) == len(steps) else None
+        return CompiledPath(
+            expression, WILDCARD in steps, lambda body: _walk(steps, body), plain, steps or None
+        )
     try:
         parsed = parse_jsonpath(expression)
     except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError, AttributeError) as exc:

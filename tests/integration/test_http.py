@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -16,7 +19,7 @@ from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
-from tasks.http import RetryPolicy, decode_json, open_client, retry_after_seconds, send
+from tasks.http import RetryPolicy, decode_json, download, open_client, retry_after_seconds, send
 
 API_KEY = "k3y-SUPER-secret-4242"
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, retry_after_cap=5.0, deadline_seconds=20)
@@ -351,3 +354,48 @@ def test_block_requires_the_fields_of_its_auth_mode() -> None:
     with pytest.raises(ValidationError, match="needs `username`, `password`"):
         ApiConnection(base_url="https://api.example.com", auth="basic")
     assert ApiConnection(base_url="https://api.example.com").verify_tls is True
+
+
+def test_download_streams_to_a_file_with_its_hash(httpserver: HTTPServer, tmp_path: Path) -> None:
+    payload = b"Stock External Id;Stock Number\n" + b"S1;5\n" * 50_000
+    httpserver.expect_oneshot_request("/files/offers.csv").respond_with_data("busy", status=503)
+
+    def chunked(request: Request) -> Response:
+        return Response(
+            (payload[i : i + 65_536] for i in range(0, len(payload), 65_536)), content_type="text/csv"
+        )
+
+    httpserver.expect_request("/files/offers.csv").respond_with_handler(chunked)
+    target = tmp_path / "dl" / "offers.csv"
+    with open_client(api_key_connection(httpserver)) as client:
+        saved = download(client, "files/offers.csv?sig=abc", target, policy=FAST)
+    assert target.read_bytes() == payload
+    assert (saved.size, saved.sha256) == (len(payload), hashlib.sha256(payload).hexdigest())
+    assert saved.url == httpserver.url_for("/files/offers.csv")  # no query string
+    assert len(received(httpserver, "/files/offers.csv")) == 2  # the 503 was retried
+
+
+def test_a_refused_download_leaves_no_file(httpserver: HTTPServer, tmp_path: Path) -> None:
+    httpserver.expect_request("/files/gone.csv").respond_with_data("no such file", status=404)
+    target = tmp_path / "gone.csv"
+    with (
+        open_client(api_key_connection(httpserver)) as client,
+        pytest.raises(SourceRejectedError, match=r"answered 404 NOT FOUND: 'no such file'"),
+    ):
+        download(client, "files/gone.csv", target, policy=FAST)
+    assert not target.exists()
+
+
+def test_an_echoed_basic_authorization_header_is_masked(httpserver: HTTPServer) -> None:
+    def echo(request: Request) -> Response:
+        return Response(f"refused: {request.headers.get('Authorization')}", status=403)
+
+    httpserver.expect_request("/me").respond_with_handler(echo)
+    connection = ApiConnection(
+        base_url=httpserver.url_for("/"), auth="basic", username="user", password=SecretStr("s3cret-pw")
+    )
+    pair = base64.b64encode(b"user:s3cret-pw").decode()
+    with open_client(connection) as client, pytest.raises(SourceRejectedError) as caught:
+        send(client, "GET", "me", policy=FAST)
+    assert "refused: Basic ***" in str(caught.value)
+    assert pair not in str(caught.value)

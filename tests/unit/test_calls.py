@@ -12,6 +12,7 @@ from flows.import_json_from_api import ApiImportJob
 from tasks.calls import (
     ApiCall,
     CallContext,
+    PagingPattern,
     check_chain,
     parse_duration,
     parse_value,
@@ -181,3 +182,48 @@ def test_records_of_a_response() -> None:
     assert records_of({"a": 1}, None) == [{"a": 1}]
     assert records_of({"elements": []}, "$.elements") == []
     assert records_of({"other": 1}, "$.elements") == []
+
+
+def test_child_records_are_validated_with_the_job() -> None:
+    base: dict[str, Any] = {
+        "name": "orders-api",
+        "connection": "api",
+        "entity": "orders",
+        "calls": [{"name": "orders", "path": "orders"}],
+        "mapping": {"$.id": "orderExternalId"},
+    }
+    children = {"path": "orderLines", "mapping": {"lineId": "orderLineExternalId"}}
+    job = ApiImportJob.model_validate(base | {"children": children})
+    assert job.children is not None
+    assert (job.children.path, job.children.mapping) == ("$.orderLines", {"$.lineId": "orderLineExternalId"})
+    assert job.record_mapper().targets == ["orderExternalId", "orderLineExternalId"]
+    with pytest.raises(ValidationError, match=r"`children`: suppliers has no child table"):
+        ApiImportJob.model_validate(
+            base | {"entity": "suppliers", "mapping": {"$.id": "supplierExternalId"}, "children": children}
+        )
+    with pytest.raises(ValidationError, match=r"column '\$.orderLines\[\*\].x' is mapped to `nope`"):
+        ApiImportJob.model_validate(base | {"children": {"path": "$.orderLines", "mapping": {"$.x": "nope"}}})
+    with pytest.raises(ValidationError, match="is not a valid JSONPath"):
+        ApiImportJob.model_validate(
+            base | {"children": {"path": "$.lines[", "mapping": {"$.x": "orderLineExternalId"}}}
+        )
+
+
+def test_paging_concurrency_and_export_settings() -> None:
+    paging = {
+        "kind": "paging",
+        "page_number_param": "p",
+        "page_size_param": "s",
+        "page_size": 10,
+        "content_path": "$.e",
+    }
+    call = _call("list", pattern=paging)
+    assert isinstance(call.pattern, PagingPattern)
+    assert (call.pattern.concurrency, call.pattern.export_pages_to) == (4, None)
+    assert (
+        _call("list", pattern=paging | {"concurrency": 1, "export_pages_to": "s3://b/x"}).pattern.kind
+        == "paging"
+    )
+    for wrong in (0, 33):
+        with pytest.raises(ValidationError, match="concurrency"):
+            _call("list", pattern=paging | {"concurrency": wrong})

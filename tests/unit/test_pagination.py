@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -71,7 +73,7 @@ def test_seed_example_2399_one_record_pages_in_order() -> None:
     assert walk.total_records == 2399
     assert walk.warnings == []
     assert api.requests[0] == {"lang": "fr", "pageNumber": 1, "pageSize": 1}
-    assert api.requests[-1]["pageNumber"] == 2399
+    assert sorted(p["pageNumber"] for p in api.requests) == list(range(1, 2400))  # each page once
 
 
 def test_pages_are_fetched_lazily() -> None:
@@ -137,11 +139,12 @@ def test_warns_when_total_records_differs() -> None:
     assert walk.warnings == ["The API reported 4 records but 3 were received."]
 
 
-def test_warns_when_total_pages_is_larger_than_the_data() -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_warns_when_total_pages_is_larger_than_the_data(concurrency: int) -> None:
     api = FakeApi([product(n) for n in range(3)], total_pages=5)
-    walk = walk_pages(api, SEED)
+    walk = walk_pages(api, SEED.model_copy(update={"concurrency": concurrency}))
     assert len(list(walk)) == 3
-    assert len(api.requests) == 4
+    assert len(api.requests) in ({4} if concurrency == 1 else {4, 5})  # concurrently page 5 may be asked too
     assert walk.warnings == ["The API reported 5 pages but page 4 was empty: stopped after 3 pages of data."]
 
 
@@ -210,3 +213,65 @@ def test_settings_validate_paths_and_first_page() -> None:
         )
     with pytest.raises(ValidationError, match="is not a valid JSONPath"):
         PageNumberPaging(page_number_param="p", page_size_param="s", page_size=1, content_path="$.a[")
+
+
+class SlowApi(FakeApi):
+    """A FakeApi whose pages take `delay` seconds and answer out of order, tracking how many overlap."""
+
+    def __init__(self, records: list[Any], delay: float) -> None:
+        super().__init__(records)
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        # Even pages are slower, so answers come back out of order.
+        time.sleep(self.delay * (2 if params["pageNumber"] % 2 == 0 else 1))
+        with self.lock:
+            self.in_flight -= 1
+        return super().__call__(params)
+
+
+def test_concurrent_pages_keep_their_order_and_bound_what_is_in_flight() -> None:
+    api = SlowApi([product(n) for n in range(60)], delay=0.01)
+    paging = SEED.model_copy(update={"page_size": 2, "concurrency": 4})
+    started = time.monotonic()
+    walk = walk_pages(api, paging)
+    records = [record for page in walk for record in page.records]
+    concurrent = time.monotonic() - started
+    assert [r["productId"] for r in records] == [f"{n:06d}" for n in range(60)]
+    assert (walk.pages, walk.records, walk.warnings) == (30, 60, [])
+    assert 2 <= api.most_in_flight <= 4
+
+    sequential_api = SlowApi([product(n) for n in range(60)], delay=0.01)
+    started = time.monotonic()
+    list(walk_pages(sequential_api, paging.model_copy(update={"concurrency": 1})))
+    assert sequential_api.most_in_flight == 1
+    assert time.monotonic() - started > 2 * concurrent
+
+
+def test_concurrent_pages_are_fetched_a_window_at_a_time() -> None:
+    api = FakeApi([product(n) for n in range(100)])
+    pages = iter(walk_pages(api, SEED.model_copy(update={"concurrency": 3})))
+    next(pages)
+    next(pages)
+    time.sleep(0.05)
+    assert len(api.requests) <= 1 + 2 * 3 + 1  # the first page, a window of 6, one more on taking page 2
+    pages.close()  # stopping early cancels what was not asked yet
+
+
+def test_concurrent_loop_guard_and_cap() -> None:
+    def same_page(params: dict[str, Any]) -> Any:
+        return {"paging": {"totalPages": 50}, "elements": [product(1)]}
+
+    with pytest.raises(SourceRejectedError, match="Pages 1 and 2 returned the same records"):
+        list(walk_pages(same_page, SEED))
+    capped = SEED.model_copy(update={"max_pages": 10})
+    with pytest.raises(
+        SourceRejectedError, match=r"reports 50 pages, more than the call's `paging.max_pages`"
+    ):
+        list(walk_pages(same_page, capped))

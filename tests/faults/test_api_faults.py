@@ -1,0 +1,261 @@
+"""API faults (part of #7): what a broken, hostile or overloaded API does to a call, against real
+servers on loopback. Each fault must end in a clear error (or a warning) quickly, never in a hang,
+a loop or a half-loaded database. Deadlines and waits are small so each test takes a second or two.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.schemas.objects import State
+from pydantic import SecretStr
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from blocks.api import ApiConnection
+from flows.import_json_from_api import ApiImportJob, import_json_from_api
+from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
+from tasks.http import RetryPolicy, decode_json, download, open_client, send
+from tasks.pagination import PageNumberPaging, walk_pages
+from tasks.report import ImportReport
+from tests.faults.harness import save_hub, table
+from tests.flows.hub import run_for_report
+
+API_KEY = "fault-API-key-31337"
+QUICK = RetryPolicy(
+    max_attempts=20, initial_wait=0.01, max_wait=0.05, retry_after_cap=5.0, deadline_seconds=5
+)
+PAGING: dict[str, Any] = {
+    "kind": "paging",
+    "page_number_param": "page",
+    "page_size_param": "size",
+    "page_size": 2,
+    "first_page": 1,
+    "total_pages_path": "$.paging.totalPages",
+    "content_path": "$.elements",
+}
+
+
+@pytest.fixture
+def threaded() -> Iterator[HTTPServer]:
+    """A server answering in parallel: a trickling answer must not block the next test's requests."""
+    server = HTTPServer(host="localhost", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def connection(server: HTTPServer, **overrides: Any) -> ApiConnection:
+    settings: dict[str, Any] = {
+        "base_url": server.url_for("/"),
+        "auth": "api_key",
+        "api_key": SecretStr(API_KEY),
+        "timeout_seconds": 5,
+    }
+    return ApiConnection.model_validate(settings | overrides)
+
+
+def product(n: int) -> dict[str, Any]:
+    return {"id": f"P{n:04d}", "name": f"product {n}", "category": "C1"}
+
+
+def pages_handler(records: int, *, total_pages: int | None = None) -> Any:
+    """Serve `records` products two a page, announcing `total_pages` (default: the true number)."""
+
+    def handler(request: Request) -> Response:
+        number, size = int(request.args["page"]), int(request.args["size"])
+        start = (number - 1) * size
+        elements = [product(n) for n in range(start, min(start + size, records))]
+        pages = -(-records // size) if total_pages is None else total_pages
+        body = {"paging": {"totalPages": pages}, "elements": elements}
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+def run_paging_job(server: HTTPServer, hub_url: str, **paging: Any) -> tuple[State, ImportReport]:
+    name = f"api-{uuid.uuid4().hex[:8]}"
+    connection(server).save(name, overwrite=True)
+    job = ApiImportJob.model_validate(
+        {
+            "name": f"fault-{uuid.uuid4().hex[:8]}",
+            "connection": name,
+            "entity": "products",
+            "calls": [{"name": "products", "path": "products", "pattern": PAGING | paging}],
+            "mapping": {
+                "$.id": "productExternalId",
+                "$.name": "productNames",
+                "$.category": "productClassificationCategoryId",
+            },
+            "target": save_hub(hub_url),
+            "http": {
+                "transport_initial_wait_seconds": 0.01,
+                "timeout_seconds": 5,
+                "call_deadline_seconds": 10,
+            },
+        }
+    )
+    return run_for_report(import_json_from_api, job)
+
+
+# --- bodies that are not what they claim ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_malformed_page_fails_the_run_and_loads_nothing(httpserver: HTTPServer, sqlite_url: str) -> None:
+    good = pages_handler(6)
+
+    def broken_second_page(request: Request) -> Response:
+        if request.args["page"] == "2":
+            return Response(
+                '{"paging": {"totalPages": 3}, "elements": [{"id": "P1"', content_type="application/json"
+            )
+        return good(request)
+
+    httpserver.expect_request("/products").respond_with_handler(broken_second_page)
+    state, report = run_paging_job(httpserver, sqlite_url, concurrency=1)
+    assert state.is_failed()
+    assert "answered malformed JSON" in report.error
+    assert f"GET {httpserver.url_for('/products')} " in report.error  # the URL, without its query string
+    assert "page=" not in report.error
+    # Nothing loads until every page is in: page 1 was not loaded alone.
+    assert table(sqlite_url, "SELECT status, rows_read FROM datahub_runs") == [("FAILED", 0)]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_an_html_error_page_with_status_200_fails_the_run_clearly(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_data(
+        "<!DOCTYPE html><html><body><h1>Maintenance</h1></body></html>", content_type="text/html"
+    )
+    state, report = run_paging_job(httpserver, sqlite_url)
+    assert state.is_failed()
+    assert "answered an HTML page (content-type 'text/html'), not JSON" in report.error
+    assert "Maintenance" in report.error
+    assert "`base_url`" in report.error
+
+
+# --- too big, too slow, going round in circles ------------------------------------------------------
+
+
+def test_an_endless_body_is_stopped_by_the_size_cap(threaded: HTTPServer, tmp_path: Path) -> None:
+    def endless(request: Request) -> Response:
+        return Response((b"[" + b"1," * 32_768 for _ in iter(int, 1)), content_type="application/json")
+
+    threaded.expect_request("/endless").respond_with_handler(endless)
+    started = time.monotonic()
+    with open_client(connection(threaded)) as client:
+        with pytest.raises(BadFileError, match=r"answered more than 1,000,000 bytes; refused"):
+            send(client, "GET", "endless", max_bytes=1_000_000, policy=QUICK)
+        target = tmp_path / "file.csv"
+        with pytest.raises(BadFileError, match=r"answered more than 1,000,000 bytes; refused"):
+            download(client, "endless", target, max_bytes=1_000_000, policy=QUICK)
+    assert not target.exists()  # no half file left behind
+    assert time.monotonic() - started < 5
+
+
+def test_a_trickling_body_is_stopped_by_the_call_deadline(threaded: HTTPServer) -> None:
+    def trickle(request: Request) -> Response:
+        def drip() -> Iterator[bytes]:
+            yield b'{"elements": ['
+            while True:  # a byte every 50 ms: no single read ever times out
+                time.sleep(0.05)
+                yield b" "
+
+        return Response(drip(), content_type="application/json")
+
+    threaded.expect_request("/trickle").respond_with_handler(trickle)
+    policy = RetryPolicy(max_attempts=3, initial_wait=0.01, deadline_seconds=1.0)
+    started = time.monotonic()
+    with (
+        open_client(connection(threaded, timeout_seconds=5)) as client,
+        pytest.raises(
+            SourceUnavailableError, match=r"still sending its body when the call's deadline passed"
+        ),
+    ):
+        send(client, "GET", "trickle", policy=policy)
+    assert time.monotonic() - started < 3  # the deadline (1 s), not the 5 s read timeout, nor forever
+
+
+def test_a_redirect_loop_is_refused(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/a").respond_with_data("", status=302, headers={"Location": "/b"})
+    httpserver.expect_request("/b").respond_with_data("", status=302, headers={"Location": "/a"})
+    with (
+        open_client(connection(httpserver)) as client,
+        pytest.raises(SourceRejectedError, match=r"TooManyRedirects.*Check the call's path or URL"),
+    ):
+        send(client, "GET", "a", policy=QUICK)
+    assert 2 <= len(httpserver.log) <= 30  # httpx's redirect cap, and no retries on top of it
+
+
+@pytest.mark.parametrize("total", [None, 1000])
+def test_the_same_page_forever_is_stopped_by_the_loop_guard(
+    httpserver: HTTPServer, total: int | None
+) -> None:
+    body: dict[str, Any] = {"elements": [product(1), product(2)]}
+    if total is not None:
+        body["paging"] = {"totalPages": total}
+    httpserver.expect_request("/products").respond_with_json(body)
+    paging = PageNumberPaging.model_validate({k: v for k, v in PAGING.items() if k != "kind"})
+    with open_client(connection(httpserver)) as client:
+        walk = walk_pages(lambda params: decode_json(send(client, "GET", "products", params=params)), paging)
+        with pytest.raises(SourceRejectedError, match=r"Pages 1 and 2 returned the same records"):
+            list(walk)
+    assert len(httpserver.log) <= 1 + 2 * paging.concurrency  # stopped at once, not after 1,000 pages
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_total_pages_larger_than_the_data_stops_at_the_empty_page_and_warns(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(5, total_pages=50))
+    state, report = run_paging_job(httpserver, sqlite_url)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 5
+    assert report.warnings == [
+        "The API reported 50 pages but page 4 was empty: stopped after 3 pages of data."
+    ]
+    assert len(httpserver.log) < 15  # not 50
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_total_pages_smaller_than_the_data_stops_at_the_total_and_warns(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(10, total_pages=2))
+    state, report = run_paging_job(httpserver, sqlite_url)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 4
+    assert report.warnings == [
+        "The API reported 2 pages but the last one was full and more records exist: `totalPages` is "
+        "smaller than the data; stopped at page 2."
+    ]
+
+
+# --- throttling --------------------------------------------------------------------------------------
+
+
+def test_a_429_storm_backs_off_then_fails_clearly_at_the_deadline(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/items").respond_with_data(
+        "too many requests", status=429, headers={"Retry-After": "0.2"}
+    )
+    policy = RetryPolicy(max_attempts=20, initial_wait=0.01, retry_after_cap=5.0, deadline_seconds=1.0)
+    started = time.monotonic()
+    with open_client(connection(httpserver)) as client, pytest.raises(SourceUnavailableError) as caught:
+        send(client, "GET", "items", policy=policy)
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "429" in message
+    assert "throttling" in message
+    assert "The call's deadline leaves no time for another attempt." in message
+    assert 3 <= len(httpserver.log) <= 6  # honoured Retry-After (0.2 s) rather than hammering
+    assert elapsed < 2
+    assert API_KEY not in message
