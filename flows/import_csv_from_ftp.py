@@ -46,6 +46,8 @@ from tasks.report import (
 from tasks.report import final_state as _final_state
 from tasks.report import run_summary as _summary
 from tasks.report import run_totals as _totals
+from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
+from tasks.ui_schema import json_editor
 
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -111,6 +113,7 @@ class CsvImportJob(BaseModel):
     csv: CsvFormat = Field(description="Delimiter and encoding of the files.")
     mapping: dict[str, str] | None = Field(
         default=None,
+        json_schema_extra=json_editor,  # the v2 form shows `dict | None` with no editor
         description="CSV column header -> entity field. Empty: columns are matched by the entity's "
         "standard headers (e.g. `Product External Id`). `CF_<id>` columns are read as custom fields.",
     )
@@ -118,6 +121,12 @@ class CsvImportJob(BaseModel):
     target: HubTarget = None
     reject_threshold_percent: RejectThresholdPercent = 10.0
     force: bool = Field(default=False, description="Import files the ledger has already seen.")
+    before_import: BeforeImportStep | None = Field(
+        default=None, description="Shell step run on each downloaded file before it is read (e.g. unpack)."
+    )
+    after_import: AfterImportStep | None = Field(
+        default=None, description="Shell step run once after the load, on SUCCESS (e.g. re-index)."
+    )
 
     @model_validator(mode="after")
     def _check_mapping(self) -> CsvImportJob:
@@ -143,6 +152,7 @@ def import_csv_from_ftp(job: CsvImportJob) -> State:
     )
     try:
         _import_files(job, report)
+        after_import(job.after_import, report)
     except Exception as exc:
         # Listing failed, or a bug: the run is FAILED in the history too, never left RUNNING.
         report.error = str(exc) if isinstance(exc, ImportJobError) else f"{type(exc).__name__}: {exc}"
@@ -216,12 +226,12 @@ def _download_load_move(
             )
             _move_after(job, report, ledger_id=seen.id, engine=engine)
             return report, []
-        source = SourceFile(
-            remote.path, downloaded.local_path, remote.size, remote.modified, downloaded.sha256
-        )
-        report, rejects = load_file(
-            job.target, source, _settings(job, run_id), state_dir() / "rejects" / run_id
-        )
+        facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": remote.path}
+        with before_import(job.before_import, downloaded.local_path, facts) as local_path:
+            source = SourceFile(remote.path, local_path, remote.size, remote.modified, downloaded.sha256)
+            report, rejects = load_file(
+                job.target, source, _settings(job, run_id), state_dir() / "rejects" / run_id
+            )
     finally:
         downloaded.local_path.unlink(missing_ok=True)
     loaded = (
