@@ -1,10 +1,12 @@
-"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|pause|resume`.
+"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|preview|pause|resume`.
 
 `schedule "<preset>"` prints the native YAML of a preset (see `deployments.schedules`) and its next 5
 runs. `check [prefect.yaml]` validates every deployment of a `prefect.yaml` and prints one table row per
 finding; it exits with 1 when any row is an error, 0 otherwise. `blocks` registers the block types and
 saves the example block documents from the environment or `blocks.local.yaml` (`deployments.blocks`).
 `run <deployment> [--job-file F] [--force]` runs one deployment's job locally in-process;
+`preview <deployment> [--job-file F] [--rows N] [--allow-writes]` reads the first file or page for real
+and shows its first records mapped and validated, writing nothing (`deployments.preview`);
 `pause <deployment>` / `resume <deployment>` pause or resume it on the Prefect server
 (`deployments.operate`).
 """
@@ -80,6 +82,7 @@ def check_file(path: Path) -> list[Finding]:
     for deployment, entry in zip(deployments, raw_entries, strict=True):
         located = _locate_entrypoint(deployment, path.parent)
         findings += _job_findings(located)
+        findings += _server_schema_findings(located)
         findings += _schedule_findings(deployment)
         findings.append(_concurrency_finding(deployment))
         findings.append(_target_finding(deployment, entry.get("work_pool")))
@@ -137,6 +140,36 @@ def _job_findings(deployment: Deployment) -> list[Finding]:
         detail = f"parameters.job.name is {name!r}, not the deployment name; set it to {deployment.name!r}"
         return [Finding(deployment.name, "job", "error", detail)]
     return [Finding(deployment.name, "job", "ok", f"valid {model.__name__}")]
+
+
+def _server_schema_findings(deployment: Deployment) -> list[Finding]:
+    """Validate the parameters as the server does before it creates a run (`enforce_parameter_schema`).
+
+    The JSON schema may be stricter than pydantic: an optional mapping is an object only, so that the
+    UI form shows an editor (`tasks.ui_schema`); an explicit `null` there is refused by the server.
+    """
+    if "job" not in deployment.parameters:
+        return []
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.schema_tools.validation import validate
+
+    try:
+        flow: Any = load_flow_from_entrypoint(deployment.entrypoint)
+    except Exception:  # reported by the job check
+        return []
+    schema = parameter_schema(flow).model_dump(mode="json")
+    errors = validate({"job": deployment.parameters["job"]}, schema)
+    return [
+        Finding(
+            deployment.name,
+            "schema",
+            "error",
+            f"parameters.{error.json_path.removeprefix('$.')}: {error.message}; the server would refuse "
+            "runs of it (leave an empty optional field out rather than writing null)",
+        )
+        for error in errors
+    ]
 
 
 def _loc(location: tuple[int | str, ...]) -> str:
@@ -226,6 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.add_argument("--job-file", type=Path, default=None, help="a job YAML instead of the deployment's")
     runner.add_argument("--force", action="store_true", help="import files the ledger has already seen")
     runner.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
+    previewer = commands.add_parser("preview", help="dry run: first file or page, mapped, nothing written")
+    previewer.add_argument("deployment", help="e.g. import-json-from-api/products-from-pim-api")
+    previewer.add_argument(
+        "--job-file", type=Path, default=None, help="a job YAML instead of the deployment's"
+    )
+    previewer.add_argument("--rows", type=int, default=10, help="records to show (default 10)")
+    previewer.add_argument(
+        "--allow-writes", action="store_true", help="also send POST/PUT/PATCH/DELETE calls (API jobs)"
+    )
+    previewer.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
     for verb in ("pause", "resume"):
         pauser = commands.add_parser(verb, help=f"{verb} a deployment on the Prefect server")
         pauser.add_argument("deployment", help="e.g. import-csv-from-ftp/products-from-erp-ftp")
@@ -241,6 +284,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from deployments.operate import run
 
         return run(args.deployment, args.job_file, force=args.force, path=args.prefect_file)
+    if args.command == "preview":
+        from deployments.preview import run_preview
+
+        return run_preview(
+            args.deployment,
+            args.job_file,
+            rows=args.rows,
+            allow_writes=args.allow_writes,
+            path=args.prefect_file,
+        )
     if args.command in ("pause", "resume"):
         from deployments.operate import set_paused
 

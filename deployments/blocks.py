@@ -5,13 +5,19 @@ schemas), then saves the example documents the deployments of `prefect.yaml` nam
 
 - `erp-ftp` (FTP Connection) from `DATAHUB_ERP_FTP_HOST`, `_PORT`, `_USER`, `_PASSWORD`, `_PROTOCOL`
   (optional: `_ROOT_DIR`, `_CA_BUNDLE`, `_HOST_KEY_FINGERPRINT`);
-- `hub-db` (Hub Database) from `DATAHUB_HUB_DB_URL`.
+- `pim-api` and `erp-api` (API Connection) from `DATAHUB_PIM_API_BASE_URL`, `_AUTH`, `_API_KEY`
+  (optional: `_API_KEY_HEADER`, `_BEARER_TOKEN`, `_USER`, `_PASSWORD`, `_TOKEN_URL`, `_CLIENT_ID`,
+  `_CLIENT_SECRET`, `_SCOPE`, `_CA_BUNDLE`, `_TIMEOUT_SECONDS`), and the same with `DATAHUB_ERP_API_`;
+- `hub-db` (Hub Database) from `DATAHUB_HUB_DB_URL`;
+- `shop-reindex` (Shell Operation, the shell job's command) from `blocks.local.yaml` only.
 
 Values can also come from the git-ignored file `blocks.local.yaml` at the project root (environment
 variables win over it, field by field)::
 
     erp-ftp: {protocol: sftp, host: ftp.example.com, port: 22, username: importer, password: ...}
+    pim-api: {base_url: "https://pim.example.com/api/", auth: api_key, api_key: ...}
     hub-db: {url: "postgresql+psycopg://hub:...@db.example.com:5432/hub"}
+    shop-reindex: {commands: ["/opt/shop/bin/reindex --all"], working_dir: /opt/shop}
     other-ftp: {type: ftp-connection, host: ..., username: ..., password: ...}   # more blocks: give `type`
 
 A block with nothing configured is skipped (never saved empty). The report names each saved block
@@ -28,6 +34,7 @@ from typing import Any
 
 import yaml
 from prefect.blocks.core import Block
+from prefect_shell import ShellOperation
 from pydantic import ValidationError
 
 from blocks.api import ApiConnection
@@ -37,7 +44,7 @@ from blocks.ftp import FtpConnection
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_FILE = PROJECT_ROOT / "blocks.local.yaml"
 
-BLOCK_TYPES: tuple[type[Block], ...] = (FtpConnection, DatabaseConnection, ApiConnection)
+BLOCK_TYPES: tuple[type[Block], ...] = (FtpConnection, DatabaseConnection, ApiConnection, ShellOperation)
 """Every block type of the project, registered by `register_block_types`."""
 
 # The example documents of `prefect.yaml`: block name -> (type, {environment variable suffix: field}).
@@ -51,9 +58,27 @@ FTP_ENV_FIELDS = {
     "CA_BUNDLE": "ca_bundle",
     "HOST_KEY_FINGERPRINT": "host_key_fingerprint",
 }
+API_ENV_FIELDS = {
+    "BASE_URL": "base_url",
+    "AUTH": "auth",
+    "API_KEY": "api_key",
+    "API_KEY_HEADER": "api_key_header",
+    "BEARER_TOKEN": "bearer_token",
+    "USER": "username",
+    "PASSWORD": "password",
+    "TOKEN_URL": "token_url",
+    "CLIENT_ID": "client_id",
+    "CLIENT_SECRET": "client_secret",
+    "SCOPE": "scope",
+    "CA_BUNDLE": "ca_bundle",
+    "TIMEOUT_SECONDS": "timeout_seconds",
+}
 EXAMPLE_BLOCKS: dict[str, tuple[type[Block], dict[str, str]]] = {
     "erp-ftp": (FtpConnection, FTP_ENV_FIELDS),
+    "pim-api": (ApiConnection, API_ENV_FIELDS),
+    "erp-api": (ApiConnection, API_ENV_FIELDS),
     "hub-db": (DatabaseConnection, {"URL": "url"}),
+    "shop-reindex": (ShellOperation, {}),  # a command list: set in blocks.local.yaml or the UI
 }
 
 
@@ -125,6 +150,8 @@ def describe(block: Block) -> str:
         return block.display_url()
     if isinstance(block, ApiConnection):
         return f"{block.base_url} (auth {block.auth})"
+    if isinstance(block, ShellOperation):
+        return f"{len(block.commands)} command(s)"  # not their text: a command line may hold a secret
     return type(block).__name__
 
 
@@ -137,8 +164,13 @@ def save_blocks(
     for name, (block_type, fields) in block_settings(read_local_file(local_file), environ).items():
         label = block_type.get_block_type_name()
         if not fields:
-            hint = ", ".join(env_prefix(name) + s for s in EXAMPLE_BLOCKS.get(name, (block_type, {}))[1])
-            outcomes.append(Outcome(name, label, False, f"not configured; set {hint} or {local_file.name}"))
+            # The first variables of each kind are the ones every such block needs; the rest are optional.
+            suffixes = list(EXAMPLE_BLOCKS.get(name, (block_type, {}))[1])
+            hint = ", ".join(env_prefix(name) + s for s in suffixes[:5]) + (
+                ", ..." if len(suffixes) > 5 else ""
+            )
+            where = f"set {hint} or" if hint else "set it in"
+            outcomes.append(Outcome(name, label, False, f"not configured; {where} {local_file.name}"))
             continue
         try:
             block = block_type.model_validate(fields)

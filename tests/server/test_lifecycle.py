@@ -40,6 +40,7 @@ BIN = Path(sys.executable).parent
 POOL = "local-process"
 PRODUCTS = "import-csv-from-ftp/products-from-erp-ftp"
 OFFERS = "import-csv-from-ftp/offers-from-erp-ftp"
+REINDEX = "run-shell-job/nightly-shop-reindex"
 PRODUCTS_CSV = (
     "Product External Id;Product Names;Product Classification Category Id;Variant External Id;"
     "Variant Names;Variant Price\nP1;Chair;C1;V1;Chair oak;10.50\nP2;Table;C2;V2;Table;99\n"
@@ -130,6 +131,8 @@ def _test_manifest(path: Path) -> Path:
     document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     for deployment in document["deployments"]:
         job = deployment["parameters"]["job"]
+        if "operation" in job:  # a shell job: no connection, no hub database
+            continue
         job["target"] = "hub-db"
         source = job.get("source")
         if isinstance(source, dict) and source.get("kind") == "folder":
@@ -198,10 +201,14 @@ def test_deploy_run_pause_resume_concurrency_delete(
             "DATAHUB_ERP_FTP_PROTOCOL": "ftp",
             "DATAHUB_HUB_DB_URL": hub_url,
         }
-        no_local_file = tmp_path / "blocks.local.yaml"  # absent: the developer's own file is never read
+        # The test's own file (never the developer's): the shell job's command comes from it.
+        local_file = tmp_path / "blocks.local.yaml"
+        reindex = 'echo "reindexed by $DATAHUB_JOB" > "$DATAHUB_STATE_DIR/reindexed.txt"'
+        local_file.write_text(yaml.safe_dump({"shop-reindex": {"commands": [reindex]}}), encoding="utf-8")
         out = _run(
-            [sys.executable, "-m", "deployments", "blocks", "--file", str(no_local_file)], blocks_env, ROOT
+            [sys.executable, "-m", "deployments", "blocks", "--file", str(local_file)], blocks_env, ROOT
         )
+        assert "saved   Shell Operation 'shop-reindex': 1 command(s)" in out
         _show("python -m deployments blocks", out)
         assert f"saved   FTP Connection 'erp-ftp': ftp://importer@127.0.0.1:{ftp_server.port}" in out
         assert f"saved   Hub Database 'hub-db': {hub_url}" in out
@@ -265,6 +272,25 @@ def test_deploy_run_pause_resume_concurrency_delete(
             ]
             assert [p.name for p in (ftp_root / "products/outbound").iterdir()] == ["products-1.csv"]
             assert list((ftp_root / "products/inbound").iterdir()) == []
+
+            # --- the shell job kind: its deployment run by a worker, the command from its block ------
+            reindex_run = client.create_flow_run_from_deployment(client.read_deployment_by_name(REINDEX).id)
+            shell_log = tmp_path / "worker-shell.log"
+            stack.enter_context(
+                _background(
+                    [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--run-once", "--limit", "1"],
+                    worker_env,
+                    shell_log,
+                    worker_dir,
+                )
+            )
+            finished = _wait_final(client, reindex_run, 120, [shell_log, server_log])
+            _show(
+                f"worker --run-once ran {REINDEX}",
+                f"{finished.state_name}: {finished.state and finished.state.message}",
+            )
+            assert finished.state_type == StateType.COMPLETED, shell_log.read_text(errors="replace")
+            assert (state_dir / "reindexed.txt").read_text() == "reindexed by nightly-shop-reindex\n"
 
             # --- pause / resume (the seeds' Disable / Activate) ---------------------------------------
             assert set_paused(PRODUCTS, paused=True) == 0

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from blocks.api import ApiConnection
 from blocks.database import DatabaseConnection
 from blocks.ftp import FtpConnection
-from deployments.blocks import block_settings, env_prefix, read_local_file, save_blocks
+from deployments.blocks import block_settings, describe, env_prefix, read_local_file, save_blocks
 
 
 def test_env_prefix_follows_the_block_name() -> None:
@@ -61,3 +62,37 @@ def test_saved_description_masks_the_database_password() -> None:
 
     block = DatabaseConnection(url=SecretStr("postgresql+psycopg://hub:pw@db:5432/hub"))
     assert describe(block) == "postgresql+psycopg://hub:***@db:5432/hub"
+
+
+def test_api_connection_blocks_come_from_the_environment_without_echoing_the_key(tmp_path: Path) -> None:
+    env = {
+        "DATAHUB_PIM_API_BASE_URL": "https://pim.example.com/api/",
+        "DATAHUB_PIM_API_AUTH": "api_key",
+        "DATAHUB_PIM_API_API_KEY": "pim-k3y-secret",
+        "DATAHUB_PIM_API_TIMEOUT_SECONDS": "12.5",
+        "DATAHUB_ERP_API_BASE_URL": "https://erp.example.com/",
+        "DATAHUB_ERP_API_AUTH": "bearer",  # no token: invalid, never saved
+    }
+    settings = block_settings({}, env)
+    block_type, fields = settings["pim-api"]
+    assert block_type is ApiConnection
+    block = ApiConnection.model_validate(fields)
+    assert (block.base_url, block.auth, block.timeout_seconds) == (
+        "https://pim.example.com/api/",
+        "api_key",
+        12.5,
+    )
+    assert block.api_key is not None
+    assert block.api_key.get_secret_value() == "pim-k3y-secret"
+    assert describe(block) == "https://pim.example.com/api/ (auth api_key)"
+
+    outcomes = {
+        o.name: o
+        for o in save_blocks(tmp_path / "absent.yaml", {k: v for k, v in env.items() if "ERP_API" in k})
+    }
+    assert not outcomes["erp-api"].saved
+    assert "bearer_token" in outcomes["erp-api"].detail
+    assert outcomes["pim-api"].line() == (
+        "skipped API Connection 'pim-api': not configured; set DATAHUB_PIM_API_BASE_URL, DATAHUB_PIM_API_AUTH, "
+        "DATAHUB_PIM_API_API_KEY, DATAHUB_PIM_API_API_KEY_HEADER, DATAHUB_PIM_API_BEARER_TOKEN, ... or absent.yaml"
+    )

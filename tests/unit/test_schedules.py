@@ -19,8 +19,8 @@ AFTER = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 PRESETS = [
