@@ -6,7 +6,8 @@ transcoded while streaming (polars reads UTF-8 only). A file read with the wrong
 
 The file is read in byte blocks cut at record boundaries and each block is parsed by polars on its
 own, so memory stays bounded by the block whatever the file's size (polars' streaming engine reads
-far ahead of the batch it hands out).
+far ahead of the batch it hands out). A record with more or fewer fields than the header is marked,
+not fatal: the mapping rejects it and the rest of the file loads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from tasks.errors import BadFileError
 
 RECORD = "_record"
 LINE = "_line"
+FIELDS = "_fields"  # a ragged record's number of fields (only in batches that hold ragged records)
+EXTRA = "_extra_field"  # a record's first field beyond the header's columns, if it has one
 DELIMITERS = (",", ";")
 Encoding = Literal["utf-8", "windows-1252", "iso-8859-1", "iso-8859-15"]
 _TRANSCODE_CHUNK = 1 << 20
@@ -63,10 +66,13 @@ class CsvHeader:
     lines: int
 
 
-def to_utf8(path: Path, encoding: Encoding) -> Path:
-    """Return a UTF-8 version of `path`: the file itself, or a transcoded copy beside it."""
+def to_utf8(path: Path, encoding: Encoding, *, name: str | None = None) -> Path:
+    """Return a UTF-8 version of `path`: the file itself, or a transcoded copy beside it.
+
+    `name` is how messages call the file (its remote path); the local file's name by default.
+    """
     if encoding == "utf-8":
-        _check_utf8_start(path)
+        _check_utf8_start(path, name or path.name)
         return path
     target = path.with_name(path.name + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)()
@@ -77,15 +83,20 @@ def to_utf8(path: Path, encoding: Encoding) -> Path:
     return target
 
 
-def _check_utf8_start(path: Path) -> None:
+def _check_utf8_start(path: Path, name: str) -> None:
     # Most wrong encodings show within the first megabyte; say which setting to change early.
     with path.open("rb") as source:
         head = source.read(_TRANSCODE_CHUNK)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as exc:
+        if b"\x00" in head:  # no text encoding the job offers writes NUL bytes
+            raise BadFileError(
+                f"{name}: byte {exc.start} is not valid UTF-8 and the file holds NUL bytes: this is not "
+                "a text CSV file (a binary file, or UTF-16 text). Export it as UTF-8 or Windows-1252 CSV."
+            ) from exc
         raise BadFileError(
-            f"{path.name}: byte {exc.start} is not valid UTF-8 ({head[exc.start : exc.start + 4]!r}). "
+            f"{name}: byte {exc.start} is not valid UTF-8 ({head[exc.start : exc.start + 4]!r}). "
             "The file is probably Windows-1252 or ISO-8859-1: set `csv.encoding: windows-1252` "
             "(or `iso-8859-1`)."
         ) from exc
@@ -143,7 +154,9 @@ def iter_batches(
     The file is read in blocks of about `block_bytes`, each cut after its last whole record and
     parsed on its own under the file's header line, so memory is bounded by the block, not by the
     file. A record longer than a block is read whole up to `max_record_bytes`; a longer one is
-    taken for an unclosed quote.
+    taken for an unclosed quote. A batch holding records with more or fewer fields than the header
+    also has `FIELDS` (their field count, null for the others) and `EXTRA` (a first extra field), so
+    that the mapping rejects those records one by one.
     """
     record = line = 1
     with path.open("rb") as source:
@@ -152,27 +165,28 @@ def iter_batches(
             head_lines = head.count(b"\n")
             line = header.lines + 1
             for chunk in _record_chunks(source, head, rest, block_bytes, max_record_bytes):
-                try:
-                    frame = pl.read_csv(
-                        chunk,
-                        separator=fmt.delimiter,
-                        infer_schema=False,
-                        new_columns=header.columns,
-                        raise_if_empty=False,
+                body_newlines = chunk.count(b"\n") - head_lines
+                frame = _parse_full_records(chunk, len(head), fmt.delimiter, header)
+                if frame is not None:
+                    # As many newlines as records, each ending one: no quoted cell spans lines.
+                    one_line_each = chunk.endswith(b"\n") and body_newlines == frame.height
+                    del chunk
+                    frame = frame.with_row_index(RECORD, offset=record)
+                    record += frame.height
+                    numbered, line = _number_lines(frame, line, may_span=not one_line_each)
+                    blank_columns = header.columns
+                else:
+                    numbered = _parse_ragged_records(chunk, len(head), fmt.delimiter, header, name, line)
+                    del chunk
+                    numbered = numbered.with_columns(
+                        (pl.col(RECORD) + record).cast(pl.Int64), (pl.col(LINE) + line).cast(pl.Int64)
                     )
-                except pl.exceptions.PolarsError as exc:
-                    raise BadFileError(
-                        f"{name}: the file cannot be parsed as CSV: {_first_line(exc)} "
-                        f"(in the records from line {line} on)"
-                    ) from exc
-                # As many newlines as records, each ending one: no quoted cell spans lines.
-                one_line_each = chunk.endswith(b"\n") and chunk.count(b"\n") - head_lines == frame.height
-                del chunk
-                frame = frame.with_row_index(RECORD, offset=record)
-                record += frame.height
-                numbered, line = _number_lines(frame, line, may_span=not one_line_each)
+                    record += numbered.height
+                    line += int(numbered.select(pl.col(_SPAN).sum()).item() or 0)
+                    numbered = numbered.drop(_SPAN)
+                    blank_columns = [*header.columns, EXTRA]
                 # A blank line (a trailing one, say) is no record: drop it, keeping everyone's line number.
-                kept = numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in header.columns))
+                kept = numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in blank_columns))
                 del frame, numbered
                 yield from kept.iter_slices(fmt.batch_rows)
         except _UnclosedQuoteError:
@@ -182,6 +196,115 @@ def iter_batches(
                 "quotes closing: a quoted cell is probably never closed. A quote inside a quoted cell "
                 'must be doubled (`""`) and the cell must end with a quote: fix that record.'
             ) from None
+
+
+_SPAN = "_span"
+
+
+def _parse_full_records(
+    chunk: bytes, head_size: int, delimiter: str, header: CsvHeader
+) -> pl.DataFrame | None:
+    """Parse `chunk` (header record, then whole records); None if a record has more or fewer fields.
+
+    The fast path: polars refuses a record with more fields than the header, but silently pads one
+    with fewer. A short record shows in the count of unquoted delimiters: each full record has
+    width - 1 of them, and polars' cells hold the quoted ones.
+    """
+    try:
+        frame = pl.read_csv(
+            chunk,
+            separator=delimiter,
+            infer_schema=False,
+            new_columns=header.columns,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        return None  # a record too long, or a malformed one: the slow path tells which
+    separator = delimiter.encode()
+    unquoted = chunk.count(separator, head_size)
+    if chunk.find(b'"', head_size) >= 0:
+        inside = frame.select(
+            pl.sum_horizontal(
+                pl.col(c).str.count_matches(delimiter, literal=True).sum() for c in header.columns
+            )
+        ).item()
+        unquoted -= int(inside or 0)
+    blank = frame.select(pl.all_horizontal(pl.col(c).is_null() for c in header.columns).sum()).item()
+    # Every record has at most width - 1 unquoted delimiters, so the sum is reached only if each has
+    # exactly that many (and a blank line none).
+    return frame if unquoted == (len(header.columns) - 1) * (frame.height - int(blank)) else None
+
+
+def _parse_ragged_records(
+    chunk: bytes, head_size: int, delimiter: str, header: CsvHeader, name: str, first_line: int
+) -> pl.DataFrame:
+    """Parse a chunk holding ragged records: each record's cells, field count and physical lines.
+
+    Returns the header's columns, `EXTRA` (the first field beyond them), `FIELDS` (null for a
+    record of the header's width), and 0-based `RECORD` and `LINE` offsets plus each record's `_SPAN`.
+    """
+    width = len(header.columns)
+    body = chunk[head_size:]
+    counts, spans = _field_counts(body, delimiter.encode())
+    # One more column than the header, named in a header of our own, takes the first extra field.
+    names = [*header.columns, EXTRA]
+    synthetic = delimiter.join(f"c{i}" for i in range(width + 1)).encode() + b"\n"
+    try:
+        frame = pl.read_csv(
+            synthetic + body,
+            separator=delimiter,
+            infer_schema=False,
+            new_columns=names,
+            raise_if_empty=False,
+            truncate_ragged_lines=True,
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise BadFileError(
+            f"{name}: the file cannot be parsed as CSV: {_first_line(exc)} (in the records from line "
+            f"{first_line} on)"
+        ) from exc
+    if frame.height != len(counts):
+        raise BadFileError(
+            f"{name}: the file cannot be parsed as CSV: its quotes do not pair up in the records from "
+            f'line {first_line} on. A quote inside a quoted cell must be doubled (`""`).'
+        )
+    field_counts = pl.Series(FIELDS, counts, dtype=pl.Int64)
+    span = pl.Series(_SPAN, spans, dtype=pl.Int64)
+    return frame.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias(RECORD),
+        (span.cum_sum() - span).alias(LINE),
+        span,
+        pl.when(field_counts != width).then(field_counts).otherwise(None).alias(FIELDS),
+    ).select(RECORD, *names, LINE, FIELDS, _SPAN)
+
+
+def _field_counts(body: bytes, delimiter: bytes) -> tuple[list[int], list[int]]:
+    # Each record's number of fields and of physical lines: a newline ends a record, and a
+    # delimiter separates fields, only outside quotes (an even number of quotes before it, RFC 4180).
+    counts: list[int] = []
+    spans: list[int] = []
+    pieces = body.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()  # the newline ending the last record
+    fields, lines, inside = 1, 0, False
+    for piece in pieces:
+        lines += 1
+        if not inside and b'"' not in piece:
+            fields += piece.count(delimiter)
+        else:
+            for index, part in enumerate(piece.split(b'"')):
+                if index:
+                    inside = not inside
+                if not inside:
+                    fields += part.count(delimiter)
+        if not inside:  # else a quote left open continues the record on the next line
+            counts.append(fields)
+            spans.append(lines)
+            fields, lines = 1, 0
+    if lines:  # an unclosed quote at the end of the file: polars decides (and will disagree in count)
+        counts.append(fields)
+        spans.append(lines)
+    return counts, spans
 
 
 def _size(size: int) -> str:

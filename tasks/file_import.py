@@ -85,7 +85,7 @@ def import_csv_file(
     name = source.remote_path
 
     def prepare(report: FileReport) -> tuple[MappingPlan, Iterable[pl.DataFrame]]:
-        utf8 = to_utf8(source.local_path, settings.csv.encoding)
+        utf8 = to_utf8(source.local_path, settings.csv.encoding, name=name)
         header = read_header(utf8, settings.csv.delimiter, name=name)
         plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
         report.ignored_columns = list(plan.ignored_columns)
@@ -152,7 +152,7 @@ def _import(
     sink = RejectSink(rejects_dir / (name.strip("/").replace("/", "__") + ".rejects.csv"))
     try:
         plan, batches = prepare(report)
-        _load(engine, batches, plan, settings, ledger_source, sink, report, logger)
+        _load_translated(engine, batches, plan, settings, ledger_source, sink, report, logger)
         report.status = "PARTIAL" if report.rejected else "SUCCESS"
     except ThresholdExceededError as exc:
         report.message = str(exc)
@@ -173,6 +173,25 @@ def _import(
     report.rejects_file = str(sink.path) if sink.count else None
     report.seconds = round(time.monotonic() - started, 3)
     return report, sink.sample
+
+
+def _load_translated(
+    engine: sa.Engine,
+    batches: Iterable[pl.DataFrame],
+    plan: MappingPlan,
+    settings: LoadSettings,
+    source: SourceFile | None,
+    sink: RejectSink,
+    report: FileReport,
+    logger: RunLogger,
+) -> None:
+    # The bulk copy talks to the driver directly, so its errors reach us unwrapped: wrap them as
+    # SQLAlchemy would, so that a refused value or a lost connection is reported, not a traceback.
+    dbapi = engine.dialect.loaded_dbapi
+    try:
+        _load(engine, batches, plan, settings, source, sink, report, logger)
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi.Error, dialect=engine.dialect) from exc
 
 
 def _load(

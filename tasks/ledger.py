@@ -12,9 +12,14 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from tasks.errors import SourceUnavailableError
 from tasks.schema import ensure_system_tables, ledger, runs
 
 LOADED_OUTCOMES = ("SUCCESS", "PARTIAL")
+ABANDONED = (
+    "The run never finished (its process was killed or lost the database); the files it committed are "
+    "in the ledger, the others were left for the next run, which is"
+)
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,36 @@ class RunTotals:
 
 
 def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None) -> datetime:
-    """Record that a run started; return its start time."""
+    """Record that a run started; return its start time.
+
+    The run's first touch of the hub database: an unreachable one fails the run here, explained.
+    """
     started = datetime.now(UTC)
+    try:
+        _insert_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=flow_run_id, started=started)
+    except sa.exc.OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+        raise SourceUnavailableError(
+            f"Cannot reach the hub database {where}: {reason}. Check that it is up and the URL of the "
+            "job's Hub Database block; nothing was imported, run the job again once it answers."
+        ) from None
+    return started
+
+
+def _insert_run(
+    engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None, started: datetime
+) -> None:
     with engine.begin() as conn:
         ensure_system_tables(conn)
+        # A run of this job still RUNNING here died without finishing (killed, or its database went
+        # away): close its row. Its committed files are in the ledger; a run that was in fact still
+        # going overwrites this when it finishes.
+        conn.execute(
+            runs.update()
+            .where(runs.c.job == job, runs.c.status == "RUNNING")
+            .values(status="FAILED", finished_at=started, message=f"{ABANDONED} {run_id}.")
+        )
         conn.execute(
             runs.insert().values(
                 run_id=run_id,
@@ -57,7 +88,6 @@ def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_i
                 status="RUNNING",
             )
         )
-    return started
 
 
 def finish_run(engine: sa.Engine, *, run_id: str, status: str, totals: RunTotals, message: str) -> None:

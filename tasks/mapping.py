@@ -2,7 +2,10 @@
 
 A row that breaks a rule is rejected with the domain's code (F-E-001 missing, F-E-008 not allowed,
 F-E-009 not a boolean, F-E-010 too long, F-E-012 wrong format), its record number, the line where it
-starts, the column and the raw value; the other rows go on. Valid values leave here as canonical text
+starts, the column and the raw value; the other rows go on. A cell holding a NUL byte is CSV-E-003.
+A CSV record with more or fewer fields
+than the header (the reader marks it) is rejected whole with CSV-E-001 or CSV-E-002: its cells are
+misaligned, so no other rule is checked on it. Valid values leave here as canonical text
 (ISO dates, `.` decimals, `1`/`0` booleans, JSON lists), which both databases read the same way.
 """
 
@@ -15,7 +18,7 @@ from functools import partial
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.csv import LINE, RECORD
+from tasks.csv import EXTRA, FIELDS, LINE, RECORD
 from tasks.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
 from tasks.errors import BadFileError
 
@@ -26,6 +29,8 @@ MISSING, NOT_ALLOWED, NOT_BOOLEAN, TOO_LONG, WRONG_FORMAT = (
     "F-E-010",
     "F-E-012",
 )
+# Not domain codes: the file's shape (fields per record) and bytes no database column can store.
+TOO_MANY_FIELDS, TOO_FEW_FIELDS, NUL_BYTE = "CSV-E-001", "CSV-E-002", "CSV-E-003"
 CUSTOM_FIELDS_GIVEN = "_custom_fields_given"
 REJECT_SCHEMA = {
     "record": pl.Int64,
@@ -47,7 +52,10 @@ class CellFormats(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, title="Cell formats")
 
     decimal_separator: str = Field(
-        default=".", pattern=r"^[.,]$", description="Decimal separator of numbers: `.` or `,`."
+        default=".",
+        pattern=r"^[.,]$",
+        description="Decimal separator of numbers: `.` or `,`.",
+        json_schema_extra={"enum": [".", ","]},  # a select in the UI form, not a text box
     )
     date_formats: list[str] = Field(
         default=["%d/%m/%Y", "%Y-%m-%d"],
@@ -205,19 +213,22 @@ def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats)
         else []
     )
     frame = (batch.with_columns(*parsed.values()) if parsed else batch).with_columns(*codes)
-    failed = pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes)))
-    frame = (
-        frame.with_columns(failed.fill_null(False).alias("_failed"))
+    failed = (
+        pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes))).fill_null(False)
         if codes
-        else frame.with_columns(pl.lit(False).alias("_failed"))
+        else pl.lit(False)
     )
+    if FIELDS in batch.columns:  # the reader found records with more or fewer fields than the header
+        failed = failed | pl.col(FIELDS).is_not_null()
+    frame = frame.with_columns(failed.alias("_failed"))
     if frame["_failed"].any():
         good = frame.filter(~pl.col("_failed"))
         bad = frame.filter(pl.col("_failed"))
     else:  # the usual case: no copy of the batch
         good, bad = frame, frame.clear()
     rows = good.select(pl.col(RECORD), pl.col(LINE), *values, *custom)
-    return ValidatedBatch(rows, _rejects(bad, plan, formats), bad.height)
+    header = [c for c in batch.columns if c not in (RECORD, LINE, FIELDS, EXTRA)]
+    return ValidatedBatch(rows, _rejects(bad, plan, formats, header), bad.height)
 
 
 def _parsed_name(index: int) -> str:
@@ -292,6 +303,8 @@ def _check(mapped: MappedField, formats: CellFormats, parsed: str) -> tuple[pl.E
     spec, blank = mapped.spec, _blank(mapped.column)
     value, wrong = _convert(mapped.column, spec, formats, parsed)
     rules = [
+        # PostgreSQL text cannot hold NUL: refuse the row here, not the whole file at the database.
+        (pl.col(mapped.column).str.contains("\x00", literal=True).fill_null(False), NUL_BYTE),
         (blank & pl.lit(mapped.required_here), MISSING),
         (~blank & wrong.fill_null(True), _code_for(spec)),
     ]
@@ -375,10 +388,14 @@ def _custom_fields_given(columns: tuple[str, ...]) -> pl.Expr:
     return pl.any_horizontal(~_blank(column) for column in columns).alias(CUSTOM_FIELDS_GIVEN)
 
 
-def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> pl.DataFrame:
+def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats, header: list[str]) -> pl.DataFrame:
     if bad.height == 0:
         return pl.DataFrame(schema=REJECT_SCHEMA)
-    parts = [
+    parts = []
+    if FIELDS in bad.columns:
+        parts.append(_ragged_rejects(bad.filter(pl.col(FIELDS).is_not_null()), header))
+        bad = bad.filter(pl.col(FIELDS).is_null())
+    parts += [
         bad.filter(pl.col(f"_code{i}").is_not_null()).select(
             pl.col(RECORD).alias("record"),
             pl.col(LINE).alias("line"),
@@ -392,6 +409,42 @@ def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> pl.D
     return pl.concat(parts).sort("record").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
 
 
+def _ragged_rejects(ragged: pl.DataFrame, header: list[str]) -> pl.DataFrame:
+    # One reject per record: a long one names its first extra field, a short one its first missing column.
+    width = len(header)
+    fields = pl.col(FIELDS)
+    missing = pl.lit(None, dtype=pl.String)
+    for index in reversed(range(1, width)):
+        missing = pl.when(fields == index).then(pl.lit(header[index])).otherwise(missing)
+    too_many = fields > width
+    return ragged.select(
+        pl.col(RECORD).alias("record"),
+        pl.col(LINE).alias("line"),
+        pl.when(too_many).then(pl.lit(f"(field {width + 1})")).otherwise(missing).alias("column"),
+        pl.when(too_many).then(pl.col(EXTRA)).otherwise(None).alias("value"),
+        pl.when(too_many).then(pl.lit(TOO_MANY_FIELDS)).otherwise(pl.lit(TOO_FEW_FIELDS)).alias("code"),
+        pl.when(too_many)
+        .then(
+            pl.format(
+                "The record has {} fields but the header has {} columns: a delimiter too many, or a "
+                "cell holding the delimiter without quotes. Quote that cell or remove the extra field.",
+                fields,
+                pl.lit(width),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "The record has {} field(s) but the header has {} columns (from `{}` on, the cells are "
+                "missing). Add the missing cells, empty ones too, or check the delimiters.",
+                fields,
+                pl.lit(width),
+                missing,
+            )
+        )
+        .alias("message"),
+    )
+
+
 def _message(code: pl.Expr, spec: FieldSpec, formats: CellFormats) -> pl.Expr:
     messages = {
         MISSING: f"Required field `{spec.name}` is missing or blank.",
@@ -400,6 +453,7 @@ def _message(code: pl.Expr, spec: FieldSpec, formats: CellFormats) -> pl.Expr:
         f"{'/'.join(formats.true_values)} or {'/'.join(formats.false_values)}.",
         TOO_LONG: f"Size limit exceeded: `{spec.name}` must be at most {spec.max_length} characters.",
         WRONG_FORMAT: f"`{spec.name}` does not respect the format {_format_name(spec, formats)}.",
+        NUL_BYTE: f"`{spec.name}` holds a NUL byte (\\x00), which no text column stores; remove it.",
     }
     return code.replace_strict(messages, default="Invalid value.", return_dtype=pl.String)
 

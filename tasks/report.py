@@ -17,6 +17,7 @@ from tasks.ledger import RunTotals
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 RunStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 REJECT_SAMPLE = 200
+SAMPLE_VALUE_CHARS = 200  # a reject's value in reports and artifacts; the rejects file keeps it whole
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -132,7 +133,17 @@ class RejectSink:
         self.count += rejects.height
         room = REJECT_SAMPLE - len(self.sample)
         if room > 0:
-            self.sample.extend(Reject(**row) for row in rejects.head(room).iter_rows(named=True))
+            self.sample.extend(
+                Reject(**(row | {"value": _shortened(row["value"])}))
+                for row in rejects.head(room).iter_rows(named=True)
+            )
+
+
+def _shortened(value: str | None) -> str | None:
+    # A 1 MB cell would make a 1 MB report, artifact and log line.
+    if value is None or len(value) <= SAMPLE_VALUE_CHARS:
+        return value
+    return f"{value[:SAMPLE_VALUE_CHARS]}... ({len(value):,} characters, whole in the rejects file)"
 
 
 class ImportFailedError(ImportJobError):
@@ -252,7 +263,11 @@ def run_totals(report: ImportReport) -> RunTotals:
 
 def run_summary(report: ImportReport) -> str:
     """Return the run's errors and warnings on one line (the run history's message)."""
-    failed = [f"{f.path}: {f.message}" for f in report.files if f.status == "FAILED"]
+    failed = [
+        f.message if f.message.startswith(f"{f.path}: ") else f"{f.path}: {f.message}"
+        for f in report.files
+        if f.status == "FAILED"
+    ]
     return " | ".join([report.error] * bool(report.error) + failed + report.warnings)
 
 

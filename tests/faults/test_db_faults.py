@@ -1,0 +1,189 @@
+"""The hub database fails mid-file: PostgreSQL connections killed with `pg_terminate_backend`, and a
+write that violates a constraint. The file's transaction rolls back, the file is not moved to
+outbound, and a re-run leaves the tables exactly as one clean run does.
+
+The kill is injected through a hook at a chosen point of the load (while a batch is staged, and after
+the merge just before the ledger entry), so the test is deterministic; it terminates every backend of
+the hub's connections (`application_name`), as a database restart would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import tasks.ledger
+import tasks.load
+from tests.faults.harness import (
+    content,
+    csv_job,
+    files_in,
+    make_folders,
+    products_csv,
+    run_csv,
+    save_ftp_block,
+    save_hub,
+    table,
+)
+from tests.fixtures_servers import LocalFtp
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.postgres]
+
+
+def _schema_url(admin_url: str, schema: str, app: str) -> str:
+    return f"{admin_url}?options=-csearch_path%3D{schema}&application_name={app}"
+
+
+@pytest.fixture
+def pg_hubs(postgres_admin_url: str) -> Iterator[tuple[str, str, str]]:
+    """Two fresh schemas: the hub under test and a reference loaded by one clean run; and the app name."""
+    suffix = uuid.uuid4().hex[:10]
+    schemas = (f"f_{suffix}", f"r_{suffix}")
+    app = f"fault-{suffix}"
+    admin = sa.create_engine(postgres_admin_url)
+    with admin.begin() as conn:
+        for schema in schemas:
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield (
+            _schema_url(postgres_admin_url, schemas[0], app),
+            _schema_url(postgres_admin_url, schemas[1], "reference"),
+            app,
+        )
+    finally:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def _terminate(admin_url: str, app: str) -> int:
+    engine = sa.create_engine(admin_url)
+    try:
+        with engine.begin() as conn:
+            killed = conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                (app,),
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(killed)
+
+
+def _once(kill: Callable[[], int], original: Callable[..., Any], fired: list[int]) -> Callable[..., Any]:
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        if not fired:
+            fired.append(kill())
+        return original(*args, **kwargs)
+
+    return hooked
+
+
+def _clean_reference(ftp_server: LocalFtp, reference_url: str, files: dict[str, str]) -> list[Any]:
+    root = make_folders(ftp_server.root / "reference")
+    for name, text in files.items():
+        (root / "in" / name).write_text(text, encoding="utf-8")
+    source = {
+        "kind": "folder",
+        "inbound_dir": "reference/in",
+        "outbound_dir": "reference/out",
+        "settle_seconds": 0,
+    }
+    state, _ = run_csv(csv_job(save_ftp_block(ftp_server), save_hub(reference_url), source=source))
+    assert state.name == "Completed"
+    return content(reference_url)
+
+
+@pytest.mark.parametrize("point", ["while-staging", "before-the-ledger-entry"])
+def test_connections_killed_mid_file_roll_it_back_and_a_rerun_loads_it_once(
+    ftp_server: LocalFtp,
+    pg_hubs: tuple[str, str, str],
+    postgres_admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+) -> None:
+    hub_url, reference_url, app = pg_hubs
+    files = {"a.csv": products_csv(1, 300), "b.csv": products_csv(301, 300)}
+    root = make_folders(ftp_server.root)
+    for name, text in files.items():
+        (root / "in" / name).write_text(text, encoding="utf-8")
+    job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
+    fired: list[int] = []
+    kill = lambda: _terminate(postgres_admin_url, app)  # noqa: E731
+    if point == "while-staging":
+        monkeypatch.setattr(tasks.load.Staging, "stage", _once(kill, tasks.load.Staging.stage, fired))
+    else:
+        monkeypatch.setattr("tasks.file_import.record_file", _once(kill, tasks.ledger.record_file, fired))
+
+    state, report = run_csv(job)
+
+    assert fired  # the hook ran
+    assert fired[0] >= 1  # and killed at least the loading connection
+    assert state.is_failed()
+    failed = report.files[0]
+    assert (failed.path, failed.status) == ("in/a.csv", "FAILED")
+    assert "the hub database failed during the load, which was rolled back" in failed.message
+    assert "Re-run the job" in failed.message
+    assert report.files[1].status == "SUCCESS"  # the next file loads on fresh connections
+    assert files_in(root, "in") == ["a.csv"]  # not moved to outbound (nor to failed: a retry may work)
+    assert files_in(root, "out") == ["b.csv"]
+    assert table(hub_url, "SELECT count(*) FROM products WHERE \"productExternalId\" IN ('P1', 'P300')") == [
+        (0,)
+    ]
+    assert table(hub_url, "SELECT path FROM datahub_ledger") == [("in/b.csv",)]
+    assert table(hub_url, f"SELECT status FROM datahub_runs WHERE job = '{job.name}'") == [("FAILED",)]
+
+    monkeypatch.undo()
+    again_state, again = run_csv(job)
+
+    assert again_state.name == "Completed"
+    assert [(f.path, f.status) for f in again.files] == [("in/a.csv", "SUCCESS")]
+    assert files_in(root, "in") == []
+    assert files_in(root, "out") == ["a.csv", "b.csv"]
+    assert content(hub_url) == _clean_reference(ftp_server, reference_url, files)
+    assert sorted(table(hub_url, "SELECT path FROM datahub_ledger")) == [("in/a.csv",), ("in/b.csv",)]
+
+
+def test_a_constraint_violation_rolls_the_file_back_and_a_rerun_loads_it_once(
+    ftp_server: LocalFtp, pg_hubs: tuple[str, str, str]
+) -> None:
+    hub_url, reference_url, _ = pg_hubs
+    first, second = products_csv(1, 20), products_csv(21, 20).replace("Product 30;", "FORBIDDEN;")
+    root = make_folders(ftp_server.root)
+    (root / "in" / "a.csv").write_text(first, encoding="utf-8")
+    job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
+    assert run_csv(job)[0].name == "Completed"
+    engine = sa.create_engine(hub_url)
+    with engine.begin() as conn:  # a rule of the hub the file breaks on one row
+        conn.exec_driver_sql(
+            "ALTER TABLE products ADD CONSTRAINT no_forbidden CHECK (\"productNames\" <> 'FORBIDDEN')"
+        )
+    (root / "in" / "b.csv").write_text(second, encoding="utf-8")
+
+    state, report = run_csv(job)
+
+    assert state.is_failed()
+    message = report.files[0].message
+    assert message.startswith(
+        "in/b.csv: the hub database refused the file's data, so nothing of it was loaded"
+    )
+    assert "no_forbidden" in message
+    assert "Traceback" not in message
+    assert files_in(root, "failed") == ["b.csv"]  # not outbound
+    assert files_in(root, "out") == ["a.csv"]
+    assert table(hub_url, "SELECT count(*) FROM products") == [(20,)]  # none of b.csv's 20
+    assert table(hub_url, "SELECT path FROM datahub_ledger") == [("in/a.csv",)]
+
+    with engine.begin() as conn:  # the operator fixes the database, puts the file back and re-runs
+        conn.exec_driver_sql("ALTER TABLE products DROP CONSTRAINT no_forbidden")
+    engine.dispose()
+    (root / "failed" / "b.csv").rename(root / "in" / "b.csv")
+    again_state, again = run_csv(job)
+
+    assert again_state.name == "Completed"
+    assert [(f.path, f.status, f.inserted) for f in again.files] == [("in/b.csv", "SUCCESS", 20)]
+    assert content(hub_url) == _clean_reference(ftp_server, reference_url, {"a.csv": first, "b.csv": second})
