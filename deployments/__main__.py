@@ -85,7 +85,8 @@ def check_file(path: Path) -> list[Finding]:
         findings += _server_schema_findings(located)
         findings += _schedule_findings(deployment)
         findings.append(_concurrency_finding(deployment))
-        findings.append(_target_finding(deployment, entry.get("work_pool")))
+        if "target" in _job_fields(located):  # a shell job writes no hub database
+            findings.append(_target_finding(deployment, entry.get("work_pool")))
     return findings
 
 
@@ -208,6 +209,13 @@ def _concurrency_finding(deployment: Deployment) -> Finding:
         detail = f"collision_strategy {strategy!r} is not one of {', '.join(COLLISION_STRATEGIES)}; {fix}"
         return Finding(deployment.name, "concurrency", "error", detail)
     return Finding(deployment.name, "concurrency", "ok", f"limit {limit.get('limit')}, {strategy}")
+
+
+def _job_fields(deployment: Deployment) -> set[str]:
+    try:
+        return set(deployment.job_model().model_fields)
+    except Exception:  # an unloadable flow is reported by the job check; keep checking the target
+        return {"target"}
 
 
 def _target_finding(deployment: Deployment, work_pool: Any) -> Finding:
