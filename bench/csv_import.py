@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -130,7 +129,7 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
         raise SystemExit(f"the import failed: {report.message}")
     return {
         "seconds": seconds,
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mib": _rss_mib(),
         "rows": report.rows_read,
         "inserted": report.inserted,
         "updated": report.updated,
@@ -138,6 +137,12 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
         "rejected": report.rejected,
         "duplicates": report.duplicates,
     }
+
+
+def _rss_mib() -> float:
+    from bench.run import _rss_mib as peak
+
+    return peak()
 
 
 def _measure_in_subprocess(path: Path, target: str, batch_rows: int | None) -> dict[str, Any]:

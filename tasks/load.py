@@ -10,9 +10,11 @@ mapped columns, and only where a value differs, so a re-run rewrites nothing and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain, islice
 from typing import Any
 
 import polars as pl
@@ -22,6 +24,8 @@ from tasks.csv import LINE, RECORD
 from tasks.entities import CUSTOM_FIELDS_COLUMN, TableSpec
 from tasks.mapping import CUSTOM_FIELDS_GIVEN, MISSING, REJECT_SCHEMA, MappingPlan
 from tasks.schema import CREATED_AT, UPDATED_AT, column_type, ensure_table, json_type, quote
+
+_ROWS_PER_INSERT = 100  # SQLite staging: rows per INSERT statement (x columns stays far below 32,766)
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Staging:
         self.sent_rows = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
         self._pending: Future[None] | None = None
+        # Row hashes of the keys staged so far, per table (PostgreSQL: see `_stage_table`).
+        self._staged_keys: dict[str, pl.Series] = {}
         for table in plan.tables:
             ensure_table(conn, table, custom_fields=plan.entity.custom_fields and table is plan.entity.root)
             self._create_staging(table)
@@ -133,17 +139,57 @@ class Staging:
         raw = self.conn.connection.driver_connection
         assert raw is not None
         if self.dialect == "postgresql":
-            incoming = target + "_in"
-            _copy_into(raw, incoming, columns, rows)
-            self.conn.exec_driver_sql(self._upsert_staging(table, f"SELECT * FROM {quote(incoming)}"))
-            self.conn.exec_driver_sql(f"TRUNCATE {quote(incoming)}")
+            # COPY straight into staging is several times faster than merging into it, but fails on
+            # a key already staged: only the rows whose key may have been staged before (a parent
+            # repeated across batches, a key repeated in the file) go through the merging path.
+            new, again = self._split_staged(table, rows)
+            if new.height:
+                _copy_into(raw, target, columns, new)
+            if again.height:
+                incoming = target + "_in"
+                _copy_into(raw, incoming, columns, again)
+                self.conn.exec_driver_sql(self._upsert_staging(table, f"SELECT * FROM {quote(incoming)}"))
+                self.conn.exec_driver_sql(f"TRUNCATE {quote(incoming)}")
         else:
-            marks = ", ".join("?" for _ in columns)
+            # Many rows per INSERT: the per-statement work of the driver is paid once per
+            # `_ROWS_PER_INSERT` rows (about a sixth less time than one row per statement).
+            one = "(" + ", ".join("?" for _ in columns) + ")"
+            whole, rest = divmod(rows.height, _ROWS_PER_INSERT)
+            remaining = rows.iter_rows()
+
+            def chunks(count: int, size: int) -> Iterator[list[Any]]:
+                for _ in range(count):
+                    yield list(chain.from_iterable(islice(remaining, size)))
+
             cursor = raw.cursor()
             try:
-                cursor.executemany(self._upsert_staging(table, f"VALUES ({marks})"), rows.iter_rows())
+                if whole:
+                    many = self._upsert_staging(table, "VALUES " + ", ".join([one] * _ROWS_PER_INSERT))
+                    cursor.executemany(many, chunks(whole, _ROWS_PER_INSERT))
+                if rest:
+                    cursor.execute(
+                        self._upsert_staging(table, "VALUES " + ", ".join([one] * rest)),
+                        next(chunks(1, rest)),
+                    )
             finally:
                 cursor.close()
+
+    def _split_staged(self, table: TableSpec, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split `rows` (unique keys) into keys never staged before and keys perhaps staged already.
+
+        A 64-bit hash per key (8 bytes a row) stands for the keys: a collision only sends a row
+        down the slower merging path, never the wrong way. The lookup hashes the batch's keys and
+        scans the staged ones (a hash table of the file's keys would cost tens of MiB).
+        """
+        hashes = rows.select(table.key).hash_rows()
+        seen = self._staged_keys.get(table.name)
+        self._staged_keys[table.name] = hashes if seen is None else pl.concat([seen, hashes], rechunk=False)
+        if seen is None:
+            return rows, rows.clear()
+        again = hashes.is_in(seen.filter(seen.is_in(hashes.implode())).implode())
+        if not again.any():
+            return rows, rows.clear()
+        return rows.filter(~again), rows.filter(again)
 
     def _upsert_staging(self, table: TableSpec, source: str) -> str:
         columns = [*self.columns(table), RECORD, LINE]
