@@ -34,6 +34,7 @@ from tasks.calls import (
     CallContext,
     CsvFile,
     DownloadPattern,
+    PagingPattern,
     check_chain,
 )
 from tasks.csv import CsvFormat
@@ -50,6 +51,7 @@ from tasks.file_import import (
 from tasks.jsonpath import JsonPath
 from tasks.ledger import find_loaded_file, finish_run, last_successful_start, start_run
 from tasks.mapping import CellFormats, field_problems
+from tasks.record_feed import FeedAbandonedError, RecordFeed
 from tasks.records import ChildRecords, RecordMapper
 from tasks.report import (
     FileReport,
@@ -166,9 +168,12 @@ def _csv_download(call: ApiCall) -> CsvFile | None:
 
 @task(name="load-records", cache_policy=NO_CACHE)
 def load_records(
-    job: ApiImportJob, name: str, spool: Spool, run_id: str, rejects_dir: Path
+    job: ApiImportJob, name: str, records: Spool | RecordFeed, run_id: str, rejects_dir: Path
 ) -> tuple[FileReport, list[Reject], list[str]]:
-    """Map, validate and load the spooled records in one transaction; return report, rejects, warnings."""
+    """Map, validate and load the records (spooled, or fed by a running call) in one transaction.
+
+    Returns the report, the rejects and the mapping's warnings.
+    """
     mapper = job.record_mapper()
     plan = mapper.plan(entity(job.entity), name=name)
     engine = hub_database(job.target).engine()
@@ -176,7 +181,7 @@ def load_records(
         report, rejects = import_batches(
             engine,
             name,
-            mapper.batches(spool.records_iter(), page=name),
+            mapper.batches(records.records_iter(), page=name),
             plan,
             _settings(job, run_id, None),
             rejects_dir=rejects_dir,
@@ -245,8 +250,14 @@ def _run_calls_and_load(
     rejects_dir = state_dir() / "rejects" / report.run_id
     with tempfile.TemporaryDirectory(dir=work, prefix="api-run-") as local_dir:
         outcome = CallOutcome(body=None)
+        loaded: tuple[FileReport, list[Reject], list[str]] | None = None
         for call in job.calls:
-            outcome = run_call(job.connection, call, context, job.http, Path(local_dir), job.name)
+            if call is job.calls[-1] and isinstance(call.pattern, PagingPattern):
+                outcome, loaded = _page_while_loading(
+                    job, call, context, Path(local_dir), rejects_dir, report
+                )
+            else:
+                outcome = run_call(job.connection, call, context, job.http, Path(local_dir), job.name)
             report.pages += outcome.pages
             report.retries += max(outcome.polls - 1, 0)
             report.warnings += outcome.warnings
@@ -266,11 +277,37 @@ def _run_calls_and_load(
                 FileReport(path=last.name, status="SKIPPED", message="The last call returned no records."), []
             )
         else:
-            file_report, rejects, warnings = load_records(
+            file_report, rejects, warnings = loaded or load_records(
                 job, last.name, outcome.spool, report.run_id, rejects_dir
             )
             report.add(file_report, rejects)
             report.warnings += warnings
+
+
+def _page_while_loading(
+    job: ApiImportJob,
+    call: ApiCall,
+    context: CallContext,
+    local_dir: Path,
+    rejects_dir: Path,
+    report: ImportReport,
+) -> tuple[CallOutcome, tuple[FileReport, list[Reject], list[str]]]:
+    # The last call is a paging call: its load runs at the same time and gets each page as it arrives
+    # (tasks/record_feed.py), so fetching and loading overlap instead of adding up.
+    feed = RecordFeed()
+    loading = load_records.submit(job, call.name, feed, report.run_id, rejects_dir)
+    try:
+        outcome = run_call(job.connection, call, context, job.http, local_dir, job.name, feed=feed)
+    except FeedAbandonedError as exc:
+        stopped, _, _ = loading.result()  # the load stopped first: raises its error if it raised one
+        raise ImportJobError(
+            f"{call.name}: the load stopped before the last page: {stopped.message}"
+        ) from exc
+    except BaseException as exc:
+        feed.fail(exc)  # already done by the call itself, unless it failed before it started
+        loading.wait()  # the load rolled back; the call's error is the one to report
+        raise
+    return outcome, loading.result()
 
 
 def _load_download(

@@ -50,6 +50,7 @@ from tasks.http import (
 )
 from tasks.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.pagination import walk_pages
+from tasks.record_feed import RecordFeed
 from tasks.spool import Spool, SpoolWriter, export_spool
 
 
@@ -162,17 +163,45 @@ def run_call(
     http: HttpSettings,
     work_dir: Path,
     job_name: str = "api-job",
+    feed: RecordFeed | None = None,
 ) -> CallOutcome:
-    """Run one call (its pages, polls or download) and return what later calls and the load need."""
+    """Run one call (its pages, polls or download) and return what later calls and the load need.
+
+    With a `feed`, the call's records also go to a load running at the same time (the job's last
+    call): the feed is finished only once everything here succeeded, and failed otherwise.
+    """
+    try:
+        outcome = _run(connection_name, call, context, http, work_dir, job_name, feed)
+    except BaseException as exc:
+        if feed is not None:
+            feed.fail(exc)
+        raise
+    if feed is not None:
+        feed.finish()
+    return outcome
+
+
+def _run(
+    connection_name: str,
+    call: ApiCall,
+    context: CallContext,
+    http: HttpSettings,
+    work_dir: Path,
+    job_name: str,
+    feed: RecordFeed | None,
+) -> CallOutcome:
     connection = ApiConnection.load(connection_name)
     assert isinstance(connection, ApiConnection)
     if http.timeout_seconds is not None:
         connection = connection.model_copy(update={"timeout_seconds": http.timeout_seconds})
     with open_client(connection) as client:
         try:
-            outcome = _execute(client, call, context, http, work_dir)
+            outcome = _execute(client, call, context, http, work_dir, feed)
         except ValueError as exc:  # a template that cannot be resolved with this response
             raise SourceRejectedError(f"{exc} Fix the call's values.") from exc
+    if feed is not None and not isinstance(call.pattern, PagingPattern) and outcome.spool is not None:
+        for record in outcome.spool.records_iter():  # one response: fed after the fact
+            feed.put([record])
     outcome.captured = _capture(call, outcome.body)
     pattern = call.pattern
     if isinstance(pattern, PagingPattern) and pattern.export_pages_to and outcome.spool is not None:
@@ -185,7 +214,12 @@ def run_call(
 
 
 def _execute(
-    client: httpx.Client, call: ApiCall, context: CallContext, http: HttpSettings, work_dir: Path
+    client: httpx.Client,
+    call: ApiCall,
+    context: CallContext,
+    http: HttpSettings,
+    work_dir: Path,
+    feed: RecordFeed | None = None,
 ) -> CallOutcome:
     deadline = http.policy().deadline()
     pattern = call.pattern
@@ -204,7 +238,7 @@ def _execute(
         deadline,
     )
     if isinstance(pattern, PagingPattern):
-        return _pages(request, pattern, work_dir)
+        return _pages(request, pattern, work_dir, feed)
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
     body = decode_json(request.send())
@@ -221,7 +255,7 @@ def _spool_path(work_dir: Path, call: ApiCall) -> Path:
     return work_dir / f"{call.name}-{uuid.uuid4().hex[:8]}.ndjson.gz"
 
 
-def _pages(request: _Request, paging: PagingPattern, work_dir: Path) -> CallOutcome:
+def _pages(request: _Request, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None) -> CallOutcome:
     raw: dict[Any, bytes] = {}  # each page's body as received, by page number, until spooled
 
     def get_page(params: dict[str, Any]) -> JsonValue:
@@ -237,6 +271,8 @@ def _pages(request: _Request, paging: PagingPattern, work_dir: Path) -> CallOutc
         for page in walk:
             first = page.body if first is None else first
             writer.write(page.body, len(page.records), raw.pop(page.number, None))
+            if feed is not None and page.records:
+                feed.put(page.records)
     except BaseException:
         writer.discard()
         raise
