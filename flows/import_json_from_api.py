@@ -189,6 +189,8 @@ def load_records(
         )
     finally:
         engine.dispose()
+        if isinstance(records, RecordFeed):
+            records.close()
     return report, rejects, mapper.warnings
 
 

@@ -74,6 +74,14 @@ class RecordFeed:
         finally:
             self._abandoned.set()
 
+    def close(self) -> None:
+        """Say that the load stopped reading (it finished or failed): a waiting call stops at once.
+
+        The load calls this itself rather than relying on its generator being closed, which a
+        traceback holding the generator's frame could delay for ever.
+        """
+        self._abandoned.set()
+
     def _end(self, error: BaseException | None) -> None:
         if self._ended:
             return

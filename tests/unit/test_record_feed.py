@@ -78,3 +78,17 @@ def test_finishing_twice_or_after_a_failure_changes_nothing() -> None:
     feed.fail(RuntimeError("too late"))
     feed.finish()
     assert list(feed.records_iter()) == ["a"]
+
+
+def test_a_load_that_returns_without_reading_everything_releases_the_call() -> None:
+    feed = RecordFeed(max_pages=1)
+    errors: list[BaseException] = []
+    producer = threading.Thread(target=_produce, args=(feed, 1000, 1, errors), daemon=True)
+    producer.start()
+    records = feed.records_iter()
+    assert next(records) == {"page": 0, "n": 0}
+    feed.close()  # the load gave up (e.g. the database refused a value) while its generator lives on
+    producer.join(5)
+    assert not producer.is_alive()
+    assert len(errors) == 1
+    assert isinstance(errors[0], FeedAbandonedError)
