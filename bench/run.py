@@ -128,7 +128,7 @@ def child_csv_flow(params: dict[str, Any]) -> dict[str, Any]:
             "reject_threshold_percent": 10,
         }
     )
-    marks = _wrap(module, "hub_database", "_import_files")
+    marks = _wrap(module, "_import_files")
     started = time.perf_counter()
     module.import_csv_from_ftp(job, return_state=True)
     total = time.perf_counter() - started
@@ -184,7 +184,7 @@ def child_api_flow(params: dict[str, Any]) -> dict[str, Any]:
             "reject_threshold_percent": 10,
         }
     )
-    marks = _wrap(module, "hub_database", "_run_calls_and_load")
+    marks = _wrap(module, "_run_calls_and_load")
     paging = _timed_task(module.run_call)
     started = time.perf_counter()
     module.import_json_from_api(job, return_state=True)
@@ -203,11 +203,14 @@ def child_api_flow(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _wrap(module: Any, first: str, last: str) -> dict[str, Any]:
-    # Time from the first call of `first` to the return of `last` (both module-level functions the
-    # flow body calls), and keep `last`'s arguments: the flow's report object.
+def _wrap(module: Any, last: str) -> dict[str, Any]:
+    # Time from the flow body's first call (`hub_database`, opening the run in the run history, in
+    # tasks/import_run.py) to the return of `last` (a module-level function the flow body calls), and
+    # keep `last`'s arguments: the flow's report object.
+    import tasks.import_run
+
     marks: dict[str, Any] = {}
-    start_function, end_function = getattr(module, first), getattr(module, last)
+    start_function, end_function = tasks.import_run.hub_database, getattr(module, last)
 
     def starting(*args: Any, **kwargs: Any) -> Any:
         marks.setdefault("start", time.perf_counter())
@@ -219,7 +222,7 @@ def _wrap(module: Any, first: str, last: str) -> dict[str, Any]:
         finally:
             marks["end"], marks["args"] = time.perf_counter(), args
 
-    setattr(module, first, starting)
+    tasks.import_run.hub_database = starting
     setattr(module, last, ending)
     return marks
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import posixpath
 import sys
 import tempfile
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from prefect import flow, runtime
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.database import hub_database, state_dir
@@ -34,18 +31,15 @@ from tasks.ftp import (
     move_file,
     stat_source_file,
 )
-from tasks.ledger import find_loaded_file, finish_run, record_move, start_run
+from tasks.import_run import conclude, recorded_run
+from tasks.ledger import find_loaded_file, record_move
 from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
     FileReport,
     ImportReport,
-    publish_artifacts,
     render_text,
     run_job,
 )
-from tasks.report import final_state as _final_state
-from tasks.report import run_summary as _summary
-from tasks.report import run_totals as _totals
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.ui_schema import json_editor
 
@@ -140,33 +134,13 @@ class CsvImportJob(BaseModel):
 @flow(name="import-csv-from-ftp", flow_run_name="{job.name}", validate_parameters=True)
 def import_csv_from_ftp(job: CsvImportJob) -> State:
     """Import the job's file(s): download, load in one transaction, move; report what happened."""
-    run_id = str(runtime.flow_run.id or uuid.uuid4())
-    database = hub_database(job.target)
-    engine = database.engine()
-    report = ImportReport(
-        job=job.name,
-        entity=job.entity,
-        run_id=run_id,
-        database=database.display_url(),
-        started_at=start_run(engine, run_id=run_id, job=job.name, kind="csv-ftp", flow_run_id=run_id),
-    )
-    try:
+    with recorded_run(job=job.name, entity=job.entity, target=job.target, kind="csv-ftp") as (
+        report,
+        _engine,
+    ):
         _import_files(job, report)
         after_import(job.after_import, report)
-    except Exception as exc:
-        # Listing failed, or a bug: the run is FAILED in the history too, never left RUNNING.
-        report.error = str(exc) if isinstance(exc, ImportJobError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, ImportJobError):
-            raise
-    finally:
-        report.settle(datetime.now(UTC))
-        finish_run(
-            engine, run_id=run_id, status=report.status, totals=_totals(report), message=_summary(report)
-        )
-        engine.dispose()
-    publish_artifacts(report)
-    get_run_logger().info("\n%s", render_text(report))
-    return _final_state(report)
+    return conclude(report)
 
 
 def _import_files(job: CsvImportJob, report: ImportReport) -> None:

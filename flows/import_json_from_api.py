@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from prefect import flow, runtime, task
+from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
@@ -48,8 +47,9 @@ from tasks.file_import import (
     import_batches,
     load_file,
 )
+from tasks.import_run import conclude, recorded_run
 from tasks.jsonpath import JsonPath
-from tasks.ledger import find_loaded_file, finish_run, last_successful_start, start_run
+from tasks.ledger import find_loaded_file, last_successful_start
 from tasks.mapping import CellFormats, field_problems
 from tasks.record_feed import FeedAbandonedError, RecordFeed
 from tasks.records import ChildRecords, RecordMapper
@@ -57,12 +57,8 @@ from tasks.report import (
     FileReport,
     ImportReport,
     Reject,
-    final_state,
-    publish_artifacts,
     render_text,
     run_job,
-    run_summary,
-    run_totals,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.spool import Spool
@@ -210,37 +206,14 @@ def _settings(job: ApiImportJob, run_id: str, csv: CsvFile | None) -> LoadSettin
 @flow(name="import-json-from-api", flow_run_name="{job.name}", validate_parameters=True)
 def import_json_from_api(job: ApiImportJob) -> State:
     """Run the job's calls, load the last call's records in one transaction, report what happened."""
-    run_id = str(runtime.flow_run.id or uuid.uuid4())
-    database = hub_database(job.target)
-    engine = database.engine()
-    report = ImportReport(
-        job=job.name,
-        entity=job.entity,
-        run_id=run_id,
-        database=database.display_url(),
-        started_at=start_run(engine, run_id=run_id, job=job.name, kind="json-api", flow_run_id=run_id),
-    )
-    try:
-        last_start = last_successful_start(engine, job.name, before_run=run_id)
+    with recorded_run(job=job.name, entity=job.entity, target=job.target, kind="json-api") as (
+        report,
+        engine,
+    ):
+        last_start = last_successful_start(engine, job.name, before_run=report.run_id)
         _run_calls_and_load(job, report, engine, last_start)
         after_import(job.after_import, report)
-    except Exception as exc:
-        report.error = str(exc) if isinstance(exc, ImportJobError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, ImportJobError):
-            raise
-    finally:
-        report.settle(datetime.now(UTC))
-        finish_run(
-            engine,
-            run_id=run_id,
-            status=report.status,
-            totals=run_totals(report),
-            message=run_summary(report),
-        )
-        engine.dispose()
-    publish_artifacts(report)
-    get_run_logger().info("\n%s", render_text(report))
-    return final_state(report)
+    return conclude(report)
 
 
 def _run_calls_and_load(
