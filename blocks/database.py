@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
-from prefect import runtime
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+
+from blocks.run_cache import load_block
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,33 +94,4 @@ def hub_database(block_name: str | None) -> DatabaseConnection:
     """Return the saved Hub Database block `block_name`, or the embedded default when it is empty."""
     if not block_name:
         return DatabaseConnection()
-    return cached_for_this_run(block_name, _load_hub_database)
-
-
-def _load_hub_database(block_name: str) -> DatabaseConnection:
-    loaded = DatabaseConnection.load(block_name)
-    assert isinstance(loaded, DatabaseConnection)  # load() is typed for async callers too
-    return loaded
-
-
-_BlockT = TypeVar("_BlockT", bound=Block)
-_run_blocks: dict[tuple[str, str], Block] = {}
-
-
-def cached_for_this_run(name: str, load: Callable[[str], _BlockT]) -> _BlockT:
-    """Return block `name`, loaded once per flow run (a bulk run of 1,000 files loaded it 4,000 times).
-
-    Outside a flow run every call loads it; a new run forgets the blocks of the previous one, so an
-    edited block (a rotated password) is read by the next run.
-    """
-    run_id = runtime.flow_run.id
-    if not run_id:
-        return load(name)
-    key = (str(run_id), name)
-    if key not in _run_blocks:
-        for stale in [k for k in _run_blocks if k[0] != key[0]]:
-            del _run_blocks[stale]
-        _run_blocks[key] = load(name)
-    block = _run_blocks[key]
-    assert isinstance(block, Block)
-    return block  # type: ignore[return-value]
+    return load_block(DatabaseConnection, block_name)

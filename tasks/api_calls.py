@@ -23,6 +23,7 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.api import ApiConnection
+from blocks.run_cache import load_block
 from tasks.calls import (
     CAPTURED,
     ApiCall,
@@ -167,8 +168,8 @@ def run_call(
 ) -> CallOutcome:
     """Run one call (its pages, polls or download) and return what later calls and the load need.
 
-    With a `feed`, the call's records also go to a load running at the same time (the job's last
-    call): the feed is finished only once everything here succeeded, and failed otherwise.
+    With a `feed` (a paging call that is the job's last), each page's records also go to a load running
+    at the same time: the feed is finished only once everything here succeeded, and failed otherwise.
     """
     try:
         outcome = _run(connection_name, call, context, http, work_dir, job_name, feed)
@@ -190,8 +191,7 @@ def _run(
     job_name: str,
     feed: RecordFeed | None,
 ) -> CallOutcome:
-    connection = ApiConnection.load(connection_name)
-    assert isinstance(connection, ApiConnection)
+    connection = load_block(ApiConnection, connection_name)
     if http.timeout_seconds is not None:
         connection = connection.model_copy(update={"timeout_seconds": http.timeout_seconds})
     with open_client(connection) as client:
@@ -199,9 +199,6 @@ def _run(
             outcome = _execute(client, call, context, http, work_dir, feed)
         except ValueError as exc:  # a template that cannot be resolved with this response
             raise SourceRejectedError(f"{exc} Fix the call's values.") from exc
-    if feed is not None and not isinstance(call.pattern, PagingPattern) and outcome.spool is not None:
-        for record in outcome.spool.records_iter():  # one response: fed after the fact
-            feed.put([record])
     outcome.captured = _capture(call, outcome.body)
     pattern = call.pattern
     if isinstance(pattern, PagingPattern) and pattern.export_pages_to and outcome.spool is not None:

@@ -21,8 +21,8 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.exceptions import MissingContextError
 from prefect.tasks import Task
 
-from blocks.database import cached_for_this_run
 from blocks.ftp import FtpConnection
+from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
 from tasks.file_session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
 from tasks.remote_files import Listing, RemoteFile, classify_listing
@@ -73,15 +73,7 @@ def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
 
 
 def _load_block(name: str) -> FtpConnection:
-    return cached_for_this_run(name, _load_block_from_server)
-
-
-def _load_block_from_server(name: str) -> FtpConnection:
-    block = FtpConnection.load(name)
-    # `load` is typed for sync and async callers alike; these tasks are sync, so it returned the block.
-    if not isinstance(block, FtpConnection):
-        raise TypeError(f"block {name!r} did not load as an FtpConnection")
-    return block
+    return load_block(FtpConnection, name)
 
 
 @task(
