@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,14 +27,19 @@ class LocalFtpServer:
 
 
 @contextmanager
-def local_ftp_server(root: Path, *, username: str, password: str) -> Iterator[LocalFtpServer]:
-    """Serve `root` over plain FTP on a free loopback port until the block exits."""
+def local_ftp_server(root: Path, *, username: str, password: str, port: int = 0) -> Iterator[LocalFtpServer]:
+    """Serve `root` over plain FTP on 127.0.0.1 (`port` 0: a free one) until the block exits."""
+    pyftpdlib_log = logging.getLogger("pyftpdlib")
+    if not pyftpdlib_log.handlers:
+        # Without a handler of its own, pyftpdlib configures logging at INFO on every serve loop.
+        pyftpdlib_log.addHandler(logging.StreamHandler())
+        pyftpdlib_log.setLevel(logging.WARNING)
     authorizer = DummyAuthorizer()
     authorizer.add_user(username, password, str(root), perm="elradfmwMT")
     # pyftpdlib keeps handler settings on the class, so each server gets its own subclass.
     handler: Any = type("DemoFtpHandler", (FTPHandler,), {"authorizer": authorizer, "banner": "datahub demo"})
     handler.log_prefix = "demo-ftp %(username)s"
-    server = FTPServer(("127.0.0.1", 0), handler)
+    server = FTPServer(("127.0.0.1", port), handler)
     stopping = threading.Event()
 
     def serve() -> None:
