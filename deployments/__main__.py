@@ -1,14 +1,19 @@
-"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|preview|pause|resume`.
+"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|preview|pause|resume|deploy`.
 
 `schedule "<preset>"` prints the native YAML of a preset (see `deployments.schedules`) and its next 5
 runs. `check [prefect.yaml]` validates every deployment of a `prefect.yaml` and prints one table row per
-finding; it exits with 1 when any row is an error, 0 otherwise. `blocks` registers the block types and
-saves the example block documents from the environment or `blocks.local.yaml` (`deployments.blocks`).
+finding; it exits with 1 when any row is an error, 0 otherwise. Besides each job against its model, the
+server's parameter schema, schedules, concurrency and target, it runs Prefect's own placeholder pattern
+over every string of every job (`prefect deploy` would template a `{{ name }}` away) and, when
+PREFECT_API_URL is set, asks that server for every block the jobs name (`missing_blocks`).
+`blocks` registers the block types and saves the example block documents from the environment or
+`blocks.local.yaml` (`deployments.blocks`).
 `run <deployment> [--job-file F] [--force]` runs one deployment's job locally in-process;
 `preview <deployment> [--job-file F] [--rows N] [--allow-writes]` reads the first file or page for real
 and shows its first records mapped and validated, writing nothing (`deployments.preview`);
 `pause <deployment>` / `resume <deployment>` pause or resume it on the Prefect server
-(`deployments.operate`).
+(`deployments.operate`). `deploy [--prefect-file F] [--name D ...]` (re)deploys them on the server, removes
+schedules no longer in the file and keeps an operator's pause (`deployments.deploy`).
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import yaml
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
 from deployments.manifest import PREFECT_YAML, Deployment, load_deployments
 from deployments.schedules import ScheduleDict, cron_warnings, next_runs, parse_preset, schedule_problems
+from tasks.job_model import PLACEHOLDER_ERROR, BlockRef, placeholder_hits
 
 COLLISION_STRATEGIES = ("ENQUEUE", "CANCEL_NEW")
 LOCAL_PROCESS_POOLS = frozenset({"local-process"})
@@ -81,6 +90,7 @@ def check_file(path: Path) -> list[Finding]:
     findings = _name_findings(deployments)
     for deployment, entry in zip(deployments, raw_entries, strict=True):
         located = _locate_entrypoint(deployment, path.parent)
+        findings += placeholder_findings(deployment)
         findings += _job_findings(located)
         findings += _server_schema_findings(located)
         findings += _schedule_findings(deployment)
@@ -135,6 +145,7 @@ def _job_findings(deployment: Deployment) -> list[Finding]:
         return [
             Finding(deployment.name, "job", "error", f"parameters.job.{_loc(error['loc'])}: {error['msg']}")
             for error in exc.errors()
+            if error["type"] != PLACEHOLDER_ERROR  # a `template` row per string says it with its path
         ]
     name = getattr(job, "name", None)
     if name != deployment.name:
@@ -143,11 +154,22 @@ def _job_findings(deployment: Deployment) -> list[Finding]:
     return [Finding(deployment.name, "job", "ok", f"valid {model.__name__}")]
 
 
+def placeholder_findings(deployment: Deployment) -> list[Finding]:
+    """Return an error per string of the parameters (keys too) that `prefect deploy` would template.
+
+    The pattern is Prefect's (`tasks.job_model`); the job models refuse the same strings.
+    """
+    return [
+        Finding(deployment.name, "template", "error", hit.message())
+        for hit in placeholder_hits(deployment.parameters, where="parameters")
+    ]
+
+
 def _server_schema_findings(deployment: Deployment) -> list[Finding]:
     """Validate the parameters as the server does before it creates a run (`enforce_parameter_schema`).
 
-    The JSON schema may be stricter than pydantic: an optional mapping is an object only, so that the
-    UI form shows an editor (`tasks.ui_schema`); an explicit `null` there is refused by the server.
+    The JSON schema may be stricter than pydantic: pydantic reads `"10"` as a number where the schema
+    wants one, and the schema is what the server checks (`tasks.ui_schema` shapes the mappings' part).
     """
     if "job" not in deployment.parameters:
         return []
@@ -231,6 +253,84 @@ def _target_finding(deployment: Deployment, work_pool: Any) -> Finding:
     return Finding(deployment.name, "target", "warn", detail)
 
 
+# --- blocks ---------------------------------------------------------------------------------------------
+
+BLOCK_FIX = "create it (Blocks > + in the UI, or in blocks.local.yaml and `python -m deployments blocks`)"
+NO_SERVER = "set PREFECT_API_URL to the server the deployments run on"
+
+
+def needed_blocks(deployment: Deployment) -> list[BlockRef]:
+    """Return the blocks the deployment's job names; none when the job does not validate (the job row says why)."""
+    try:
+        job: Any = deployment.job_model().model_validate(deployment.parameters.get("job"))
+    except Exception:  # an unloadable flow or an invalid job is reported by the job check
+        return []
+    refs: list[BlockRef] = job.blocks()
+    return refs
+
+
+def missing_blocks(
+    deployments: Sequence[Deployment], client: SyncPrefectClient, *, root: Path = PREFECT_YAML.parent
+) -> list[Finding]:
+    """Ask the client's server for every block the deployments' jobs name; an error row per missing one.
+
+    Each deployment gets an `ok` row naming the blocks found, or one `error` row per block missing.
+    An unreachable server is one error row (deployment `-`) saying so. `root` is the folder the
+    entrypoints are relative to (the prefect.yaml's).
+    """
+    findings: list[Finding] = []
+    api_url = str(client.api_url).rstrip("/")
+    try:
+        for deployment in deployments:
+            refs = needed_blocks(_locate_entrypoint(deployment, root))
+            missing = [ref for ref in refs if not _block_exists(client, ref)]
+            findings += [_missing_block(deployment, ref, api_url) for ref in missing]
+            if refs and not missing:
+                found = ", ".join(ref.label() for ref in refs)
+                verb = "exists" if len(refs) == 1 else "exist"
+                findings.append(Finding(deployment.name, "blocks", "ok", f"{found} {verb}"))
+    except httpx.HTTPError as exc:
+        return [_unreachable(api_url, exc)]
+    return findings
+
+
+def _block_exists(client: SyncPrefectClient, ref: BlockRef) -> bool:
+    try:
+        client.read_block_document_by_name(ref.name, ref.block_type.get_block_type_slug())
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def _missing_block(deployment: Deployment, ref: BlockRef, api_url: str) -> Finding:
+    detail = f"parameters.job.{ref.field}: the block {ref.label()} does not exist on {api_url}; {BLOCK_FIX}"
+    return Finding(deployment.name, "blocks", "error", detail)
+
+
+def _unreachable(api_url: str, exc: Exception) -> Finding:
+    reason = str(exc) or type(exc).__name__
+    detail = f"blocks not checked: the Prefect API at {api_url} does not answer ({reason}); start it or {NO_SERVER}"
+    return Finding("-", "blocks", "error", detail)
+
+
+def block_findings(deployments: Sequence[Deployment], *, root: Path = PREFECT_YAML.parent) -> list[Finding]:
+    """Check the blocks on the server PREFECT_API_URL names; without it, a warning row per deployment.
+
+    No ephemeral server is started: it would take 20 s and hold none of the operators' blocks.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    api_url = get_current_settings().api.url
+    if not api_url:
+        return [Finding(d.name, "blocks", "warn", f"blocks not checked: {NO_SERVER}") for d in deployments]
+    try:
+        with get_client(sync_client=True) as client:
+            return missing_blocks(deployments, client, root=root)
+    except httpx.HTTPError as exc:  # raised when the client opens, before any block is asked for
+        return [_unreachable(api_url, exc)]
+
+
 def print_findings(findings: list[Finding]) -> None:
     """Print the findings as an aligned table followed by a one-line summary."""
     width = max([len("DEPLOYMENT"), *(len(f.deployment) for f in findings)])
@@ -248,7 +348,13 @@ def check(path: Path) -> int:
         print(f"{path} does not exist; pass the path of a prefect.yaml.", file=sys.stderr)
         return 1
     findings = check_file(path)
-    print_findings(findings)
+    try:
+        deployments = load_deployments(path)
+    except KeyError:  # reported by check_file
+        deployments = []
+    findings += block_findings(deployments, root=path.parent)
+    order = {name: index for index, name in enumerate(["-", *(d.name for d in deployments)])}
+    print_findings(sorted(findings, key=lambda f: order.get(f.deployment, len(order))))
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
@@ -281,6 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pauser = commands.add_parser(verb, help=f"{verb} a deployment on the Prefect server")
         pauser.add_argument("deployment", help="e.g. import-csv-from-ftp/products-from-erp-ftp")
         pauser.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
+    deployer = commands.add_parser("deploy", help="(re)deploy prefect.yaml: prune schedules, keep pauses")
+    deployer.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
+    deployer.add_argument(
+        "--name", action="append", default=[], help="a deployment to deploy (repeat; default: all)"
+    )
     args = parser.parse_args(argv)
     if args.command == "schedule":
         return show_schedule(args.preset)
@@ -302,6 +413,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_writes=args.allow_writes,
             path=args.prefect_file,
         )
+    if args.command == "deploy":
+        from deployments.deploy import deploy
+
+        return deploy(args.prefect_file, args.name)
     if args.command in ("pause", "resume"):
         from deployments.operate import set_paused
 

@@ -19,6 +19,7 @@ from prefect.client.schemas.objects import State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.database import hub_database, state_dir
+from blocks.ftp import FtpConnection
 from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
@@ -32,6 +33,7 @@ from tasks.ftp import (
     stat_source_file,
 )
 from tasks.import_run import conclude, recorded_run
+from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.ledger import find_loaded_file, record_move
 from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
@@ -41,7 +43,7 @@ from tasks.report import (
     run_job,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
-from tasks.ui_schema import json_editor
+from tasks.ui_schema import OptionalMapping, json_editor
 
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -92,7 +94,7 @@ class Folder(BaseModel):
 Source = Annotated[SingleFile | Folder, Field(discriminator="kind")]
 
 
-class CsvImportJob(BaseModel):
+class CsvImportJob(JobModel):
     """One CSV import job: where the files are, how to read them, what they hold, where they go."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="CSV import job")
@@ -105,11 +107,11 @@ class CsvImportJob(BaseModel):
     entity: EntityName = Field(description="What the files hold: one entity of the hub catalogue.")
     source: Source = Field(description="One file by its path, or every file of a folder (bulk mode).")
     csv: CsvFormat = Field(description="Delimiter and encoding of the files.")
-    mapping: dict[str, str] | None = Field(
+    mapping: OptionalMapping[str, str] = Field(
         default=None,
         json_schema_extra=json_editor,  # the v2 form shows `dict | None` with no editor
-        description="CSV column header -> entity field. Empty: columns are matched by the entity's "
-        "standard headers (e.g. `Product External Id`). `CF_<id>` columns are read as custom fields.",
+        description="CSV column header -> entity field. Empty (`{}` or none): columns are matched by the "
+        "entity's standard headers (e.g. `Product External Id`). `CF_<id>` columns are read as custom fields.",
     )
     formats: CellFormats = Field(default_factory=CellFormats, description="How cells are written.")
     target: HubTarget = None
@@ -129,6 +131,11 @@ class CsvImportJob(BaseModel):
             if problems:
                 raise ValueError("`mapping`: " + "; ".join(problems) + ".")
         return self
+
+    def blocks(self) -> list[BlockRef]:
+        """Return the saved blocks the job names: its FTP connection, target and shell steps."""
+        connection = BlockRef("connection", FtpConnection, self.connection)
+        return [connection, *import_blocks(self.target, self.before_import, self.after_import)]
 
 
 @flow(name="import-csv-from-ftp", flow_run_name="{job.name}", validate_parameters=True)

@@ -2,7 +2,7 @@
 
 `ApiImportJob` is the flow's only parameter. Its calls run in order, one Prefect task each (a paging
 call is one task, not one per page); each call may read the previous response (`$.path`), variables
-captured by earlier calls (`{{name}}`) and `lastJobExecutionMinusDuration(PT1H)` (see
+captured by earlier calls (`${name}`) and `lastJobExecutionMinusDuration(PT1H)` (see
 ``tasks/calls.py``); ``tasks/api_calls.py`` runs them. The records are the content of the last call, or the CSV file it downloaded;
 they are validated and loaded in one transaction by the CSV job's load path, and the run is recorded
 in the run history like a CSV run. Run one locally with `python -m flows.import_json_from_api job.yaml`;
@@ -21,8 +21,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from blocks.api import ApiConnection
 from blocks.database import hub_database, state_dir
 from flows.import_csv_from_ftp import JOB_NAME
 from tasks.api_calls import CallOutcome, DownloadedFile, HttpSettings
@@ -48,6 +49,7 @@ from tasks.file_import import (
     load_file,
 )
 from tasks.import_run import conclude, recorded_run
+from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.jsonpath import JsonPath
 from tasks.ledger import find_loaded_file, last_successful_start
 from tasks.mapping import CellFormats, field_problems
@@ -62,12 +64,12 @@ from tasks.report import (
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.spool import Spool
-from tasks.ui_schema import json_editor
+from tasks.ui_schema import OptionalMapping, json_editor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class ApiImportJob(BaseModel):
+class ApiImportJob(JobModel):
     """One API import job: which API, which calls in which order, what the records hold, where they go."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="API import job")
@@ -81,12 +83,12 @@ class ApiImportJob(BaseModel):
     calls: list[ApiCall] = Field(
         min_length=1, description="The calls, run in order; the records are the content of the last one."
     )
-    mapping: dict[JsonPath, str] | None = Field(
+    mapping: OptionalMapping[JsonPath, str] = Field(
         default=None,
         json_schema_extra=json_editor,  # the v2 form shows `dict | None` with no editor
         description="JSONPath in each record -> entity field, e.g. `$.productId: productExternalId`; "
-        "`[*]` paths join their values with `||`. Required for JSON records; empty when the last call "
-        "downloads a CSV file (its `format.mapping` applies).",
+        "`[*]` paths join their values with `||`. Required for JSON records; empty (`{}` or none) when the "
+        "last call downloads a CSV file (its `format.mapping` applies).",
     )
     children: ChildRecords | None = Field(
         default=None,
@@ -139,6 +141,11 @@ class ApiImportJob(BaseModel):
             if problems:
                 raise ValueError("`mapping`: " + "; ".join(problems) + ".")
         return self
+
+    def blocks(self) -> list[BlockRef]:
+        """Return the saved blocks the job names: its API connection, target and shell steps."""
+        connection = BlockRef("connection", ApiConnection, self.connection)
+        return [connection, *import_blocks(self.target, self.before_import, self.after_import)]
 
     def _child_columns(self) -> dict[str, str]:
         if self.children is None:

@@ -16,13 +16,15 @@ from prefect import flow, runtime
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
-from pydantic import BaseModel, ConfigDict, Field
+from prefect_shell import ShellOperation
+from pydantic import ConfigDict, Field
 
 from flows.import_csv_from_ftp import JOB_NAME
+from tasks.job_model import BlockRef, JobModel
 from tasks.shell import ShellStep, ShellStepError, run_shell_step
 
 
-class ShellJob(BaseModel):
+class ShellJob(JobModel):
     """One shell job: which Shell Operation block runs, and how long it may take."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Shell job")
@@ -42,6 +44,10 @@ class ShellJob(BaseModel):
         le=86400,
         description="The job is killed (with every process it started) when it runs longer than this.",
     )
+
+    def blocks(self) -> list[BlockRef]:
+        """Return the saved block the job names: its Shell Operation."""
+        return [BlockRef("operation", ShellOperation, self.operation)]
 
 
 @flow(name="run-shell-job", flow_run_name="{job.name}", validate_parameters=True)

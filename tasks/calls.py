@@ -5,13 +5,16 @@ A value of a call's path variables, query parameters, headers or JSON body is on
 - a constant, e.g. `products` or `42`;
 - `$.path`: a JSONPath into the previous call's response (the first call has none), e.g.
   `$.invocationId`;
-- a captured variable written `{{name}}`: the value an earlier call captured with `capture:
-  {name: $.path}`. `{{name}}` may also sit inside a constant, e.g. `invocations/{{id}}/status`;
+- a captured variable written `${name}`: the value an earlier call captured with `capture:
+  {name: $.path}`. `${name}` may also sit inside a constant, e.g. `invocations/${id}/status`;
 - `lastJobExecutionMinusDuration(<ISO-8601 duration>)`: the start of the job's last successful run
   (SUCCESS or PARTIAL, from the run history) minus the duration, as ISO-8601 UTC
   (`2026-01-31T08:00:00Z`); on the first run, the job's `initial_since`.
 
 Everything here is pure: templates are parsed and checked with the job, before any request.
+
+Why `${name}` and not `{{name}}`: `prefect deploy` templates every `{{ name }}` of `prefect.yaml`, with
+no escape, so `{{invocationId}}` never reached the server (`tasks/job_model.py` refuses it).
 """
 
 from __future__ import annotations
@@ -29,18 +32,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tasks.csv import CsvFormat
 from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
 from tasks.pagination import PageNumberPaging
-from tasks.ui_schema import json_editor
+from tasks.ui_schema import OptionalMapping, json_editor
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 PATH_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-CAPTURED = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+CAPTURED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 BUILT_IN = re.compile(r"^\s*lastJobExecutionMinusDuration\(\s*([^)]*?)\s*\)\s*$")
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
 VALUE_HELP = (
-    "A constant, `$.path` into the previous call's response, `{{name}}` for a variable captured by an "
+    "A constant, `$.path` into the previous call's response, `${name}` for a variable captured by an "
     "earlier call, or `lastJobExecutionMinusDuration(PT1H)`."
 )
 
@@ -125,7 +128,7 @@ class CallContext:
 
 
 def resolve_value(text: str, context: CallContext, *, where: str) -> JsonValue:
-    """Return the value a template stands for; a whole `$.path` or `{{name}}` keeps its JSON type."""
+    """Return the value a template stands for; a whole `$.path` or `${name}` keeps its JSON type."""
     ref = parse_value(text)
     if ref.kind == "constant":
         return text
@@ -137,7 +140,7 @@ def resolve_value(text: str, context: CallContext, *, where: str) -> JsonValue:
         return find_first(ref.text, context.previous)
     missing = [name for name in ref.variables if name not in context.variables]
     if missing:
-        raise ValueError(f"{where}: variable `{{{{{missing[0]}}}}}` was not captured by an earlier call.")
+        raise ValueError(f"{where}: variable `${{{missing[0]}}}` was not captured by an earlier call.")
     whole = CAPTURED.fullmatch(text.strip())
     if whole:
         return context.variables[whole.group(1)]
@@ -251,10 +254,10 @@ class CsvFile(BaseModel):
 
     kind: Literal["csv"] = Field(default="csv", description="The file is a CSV file.")
     csv: CsvFormat = Field(description="Delimiter and encoding of the file.")
-    mapping: dict[str, str] | None = Field(
+    mapping: OptionalMapping[str, str] = Field(
         default=None,
         json_schema_extra=json_editor,  # the v2 form shows `dict | None` with no editor
-        description="CSV column header -> entity field. Empty: the entity's standard headers "
+        description="CSV column header -> entity field. Empty (`{}` or none): the entity's standard headers "
         "(e.g. `Stock External Id`). The job's JSONPath `mapping` must then be empty.",
     )
 
@@ -272,7 +275,7 @@ class DownloadPattern(BaseModel):
         min_length=1,
         title="File URL from",
         description="Where the file's URL (or path under the base URL) is: a JSONPath into the previous "
-        "response, e.g. `$.urlFile`, or a captured variable `{{fileUrl}}`.",
+        "response, e.g. `$.urlFile`, or a captured variable `${fileUrl}`.",
     )
     format: DownloadFormat = Field(description="What the file holds: JSON or CSV.")
 
@@ -283,7 +286,7 @@ class DownloadPattern(BaseModel):
         except ValueError as exc:
             raise ValueError(f"`url_from`: {exc}") from None
         if ref.kind not in ("response", "variable"):
-            raise ValueError("`url_from`: give a JSONPath like `$.urlFile` or a variable like `{{fileUrl}}`.")
+            raise ValueError("`url_from`: give a JSONPath like `$.urlFile` or a variable like `${fileUrl}`.")
         return self
 
 
@@ -328,7 +331,7 @@ class ApiCall(BaseModel):
     capture: dict[str, JsonPath] = Field(
         default_factory=dict,
         description="Variables to keep for later calls: name -> JSONPath into this call's response, "
-        "e.g. `invocationId: $.invocationId`; use them as `{{invocationId}}`.",
+        "e.g. `invocationId: $.invocationId`; use them as `${invocationId}`.",
     )
     pattern: Pattern = Field(
         default_factory=DefaultPattern,
@@ -338,6 +341,13 @@ class ApiCall(BaseModel):
     @model_validator(mode="after")
     def _check_templates(self) -> ApiCall:
         where = f"call {self.name!r}"
+        captured = CAPTURED.search(self.path)
+        if captured:  # `{name}` of the path is a path variable: `${name}` there would be sent as is
+            name = captured.group(1)
+            raise ValueError(
+                f"{where}: the path {self.path!r} holds `${{{name}}}`; write `{{{name}}}` in the path "
+                f"and `path_variables: {{{name}: ${{{name}}}}}`."
+            )
         wanted = path_variables(self.path)
         unknown = [name for name in wanted if name not in self.path_variables]
         if unknown and not isinstance(self.pattern, DownloadPattern):
@@ -407,7 +417,7 @@ def check_chain(calls: list[ApiCall]) -> None:
             if name not in captured:
                 known = ", ".join(captured) or "none"
                 raise ValueError(
-                    f"call {call.name!r} uses the variable `{{{{{name}}}}}`, which no earlier call "
+                    f"call {call.name!r} uses the variable `${{{name}}}`, which no earlier call "
                     f"captures (captured before it: {known}); add it to an earlier call's `capture`."
                 )
         for later in calls[:index]:

@@ -1,24 +1,52 @@
-"""JSON-schema tweaks for the Prefect UI's run form, applied with `Field(json_schema_extra=...)`.
+"""The optional mappings of the job models as the Prefect UI's run form and the server need them.
 
-Only the schema the form is built from changes; pydantic's validation of the job stays the same.
-Seen on prefect 3.8.8's v2 form (docs/ui-form.md): an optional dict (`dict[str, str] | None`, an
-`anyOf` of an object and null) is shown as two tabs, `dict` and `None`, and no editor at all: the
-mapping a deployment holds is invisible and cannot be edited. A plain object schema gets the form's
-JSON editor, filled with the deployment's value.
+Seen on prefect 3.8.8 (docs/ui-form.md):
+
+- the v2 form shows an optional dict (`dict[str, str] | None`, an `anyOf` of an object and null) as
+  two tabs, `dict` and `None`, and no editor: the mapping a deployment holds is invisible. A plain
+  object schema gets the form's JSON editor, filled with the deployment's value;
+- the form fills a field the deployment leaves out with its schema `default`, and sent the
+  `default: null` of an empty mapping as `null`, which a plain object schema refuses
+  (`None is not of type 'object'`): the run could not be submitted. Without a `default`, the server
+  reads the property as optional *and nullable*: before it validates a run's parameters it rewrites
+  each optional property that has a `type` and no `default` into `anyOf: [{type}, {type: null}]`
+  (`prefect.utilities.schema_tools.validation.preprocess_schema`), while the form, which reads the
+  schema as stored, still sees `type: object`. `tests/unit/test_ui_form.py` pins both sides.
+
+`json_editor` shapes the schema (`Field(json_schema_extra=json_editor)`); `OptionalMapping` reads an
+empty mapping (`{}`, what the editor sends once emptied) as no mapping, so null and `{}` both mean
+"the entity's standard headers". Pydantic's validation is otherwise unchanged.
 """
 
 from __future__ import annotations
 
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator
 from pydantic.config import JsonDict
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def json_editor(schema: JsonDict) -> None:
-    """Keep only the object member of an optional dict's `anyOf`, so the form shows a JSON editor."""
+    """Make an optional dict's schema a plain object with no default, so the form shows a JSON editor."""
     members = schema.pop("anyOf", None)
     if not isinstance(members, list):
         return
     for member in members:
         if isinstance(member, dict) and member.get("type") == "object":
             schema.update(member)
+            if schema.get("default", ...) is None:
+                del schema["default"]  # the form would send it as `null`; no default = nullable (above)
             return
     schema["anyOf"] = members  # not an optional dict: leave it as it was
+
+
+def empty_as_none(mapping: dict[K, V] | None) -> dict[K, V] | None:
+    """Return None for an empty mapping: `{}` and null both mean "no mapping given"."""
+    return mapping or None
+
+
+OptionalMapping = Annotated[dict[K, V] | None, AfterValidator(empty_as_none)]
+"""An optional mapping edited in the form's JSON editor: `{}` and null are both read as None."""

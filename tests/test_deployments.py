@@ -41,10 +41,11 @@ def test_check_passes_on_the_project_prefect_yaml() -> None:
     assert {f.deployment for f in findings} == {d.name for d in DEPLOYMENTS}
 
 
-def test_every_deployment_is_unpaused_in_the_yaml_and_names_an_example_block() -> None:
+def test_no_deployment_sets_paused_and_each_names_example_blocks() -> None:
     from prefect_shell import ShellOperation
 
     from blocks.api import ApiConnection
+    from blocks.database import DatabaseConnection
     from blocks.ftp import FtpConnection
     from deployments.blocks import EXAMPLE_BLOCKS
 
@@ -53,8 +54,11 @@ def test_every_deployment_is_unpaused_in_the_yaml_and_names_an_example_block() -
         for entry in yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))["deployments"]
     }
     for deployment in DEPLOYMENTS:
-        assert raw[deployment.name]["paused"] is False  # a redeploy applies it: the YAML is the truth
+        # `prefect deploy` applies a `paused:` key on every redeploy, undoing an operator's pause.
+        assert "paused" not in raw[deployment.name], deployment.name
         job = deployment.parameters["job"]
+        if "operation" not in job:
+            assert EXAMPLE_BLOCKS[job["target"]][0] is DatabaseConnection, deployment.name
         if "operation" in job:  # a shell job: no connection, a Shell Operation block
             assert EXAMPLE_BLOCKS[job["operation"]][0] is ShellOperation, deployment.name
             continue
@@ -89,7 +93,7 @@ def test_api_offers_deployment_generates_polls_and_downloads_a_csv() -> None:
     generate, wait, download = job.calls
     assert (generate.method, generate.capture) == ("POST", {"invocationId": "$.invocationId"})
     assert wait.method == "GET"
-    assert wait.path_variables == {"id": "{{invocationId}}"}
+    assert wait.path_variables == {"id": "${invocationId}"}
     assert isinstance(wait.pattern, RetryPattern)
     assert (wait.pattern.condition_path, wait.pattern.value) == ("$.statusFile", "AVAILABLE")
     assert isinstance(download.pattern, DownloadPattern)
@@ -104,11 +108,11 @@ def test_check_flags_parameters_the_server_would_refuse(tmp_path: Path) -> None:
     from deployments.__main__ import check_file
 
     document = yaml.safe_load(PREFECT_YAML.read_text(encoding="utf-8"))
-    document["deployments"][0]["parameters"]["job"]["mapping"] = None  # pydantic accepts it, the server not
+    document["deployments"][0]["parameters"]["job"]["reject_threshold_percent"] = "10"  # pydantic reads 10
     path = tmp_path / "prefect.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
     errors = [f for f in check_file(path) if f.level == "error"]
 
     assert [(f.deployment, f.aspect) for f in errors] == [(document["deployments"][0]["name"], "schema")]
-    assert "parameters.job.mapping: None is not of type 'object'" in errors[0].detail
+    assert "parameters.job.reject_threshold_percent: '10' is not of type 'number'" in errors[0].detail

@@ -44,13 +44,6 @@ def started_run_id(output: str) -> uuid.UUID:
     return uuid.UUID(match.group(1))
 
 
-TEMPLATED_AWAY = pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 finding 2: prefect deploy templates the job's own {{invocationId}} away",
-)
-
-
-@TEMPLATED_AWAY
 def test_the_server_stores_every_job_as_prefect_yaml_says(stack: Stack) -> None:
     with stack.client() as client:
         stored = {d.name: d for d in client.read_deployments()}
@@ -64,7 +57,6 @@ def test_the_server_stores_every_job_as_prefect_yaml_says(stack: Stack) -> None:
         assert deployment.enforce_parameter_schema is True
 
 
-@TEMPLATED_AWAY
 def test_every_sample_deployment_succeeds_in_the_docs_order(stack: Stack) -> None:
     assert [f"x/{entry['name']}".rpartition("/")[2] for entry in manifest()] == sorted(
         (name.rpartition("/")[2] for name in DOCS_ORDER), key=[e["name"] for e in manifest()].index

@@ -211,7 +211,7 @@ HYBRID_CALLS: list[dict[str, Any]] = [
     {
         "name": "wait-for-file",
         "path": "offers/invocations/{id}",
-        "path_variables": {"id": "{{invocationId}}"},
+        "path_variables": {"id": "${invocationId}"},
         "pattern": {
             "kind": "retry",
             "max_attempts": 10,
@@ -384,22 +384,22 @@ def test_every_method_in_one_chain_with_captured_values(
             "name": "replace",
             "method": "PUT",
             "path": "baskets/{id}",
-            "path_variables": {"id": "{{basket}}"},
-            "body": {"id": "{{basket}}", "lines": [3]},
+            "path_variables": {"id": "${basket}"},
+            "body": {"id": "${basket}", "lines": [3]},
         },
         {
             "name": "touch",
             "method": "PATCH",
             "path": "baskets/{id}",
-            "path_variables": {"id": "{{basket}}"},
+            "path_variables": {"id": "${basket}"},
             "body": {"ok": "$.ok"},
         },
-        {"name": "drop", "method": "DELETE", "path": "baskets/{id}", "path_variables": {"id": "{{basket}}"}},
+        {"name": "drop", "method": "DELETE", "path": "baskets/{id}", "path_variables": {"id": "${basket}"}},
         {
             "name": "list",
             "method": "GET",
             "path": "baskets/{id}/items",
-            "path_variables": {"id": "{{basket}}"},
+            "path_variables": {"id": "${basket}"},
             "pattern": {"kind": "default", "content_path": "$.items"},
         },
     ]

@@ -12,6 +12,8 @@ from flows.import_json_from_api import ApiImportJob
 from tasks.calls import (
     ApiCall,
     CallContext,
+    CsvFile,
+    DownloadPattern,
     PagingPattern,
     check_chain,
     parse_duration,
@@ -67,7 +69,7 @@ def test_path_values_are_percent_encoded() -> None:
 def test_value_kinds() -> None:
     assert parse_value("products").kind == "constant"
     assert parse_value("$.invocationId").kind == "response"
-    assert parse_value("{{invocationId}}").variables == ("invocationId",)
+    assert parse_value("${invocationId}").variables == ("invocationId",)
     assert parse_value("lastJobExecutionMinusDuration(PT1H)").kind == "since"
     with pytest.raises(ValueError, match="ISO-8601"):
         parse_value("lastJobExecutionMinusDuration(one hour)")
@@ -82,16 +84,50 @@ def test_values_resolve_against_the_previous_response_variables_and_run_history(
     )
     assert resolve_value("$.invocationId", context, where="w") == "799b"
     assert resolve_value("$.n", context, where="w") == 3  # keeps its JSON type
-    assert resolve_value("{{id}}", context, where="w") == "x1"
-    assert resolve_value("files/{{id}}-{{n}}.csv", context, where="w") == "files/x1-7.csv"
+    assert resolve_value("${id}", context, where="w") == "x1"
+    assert resolve_value("files/${id}-${n}.csv", context, where="w") == "files/x1-7.csv"
     assert resolve_value("lastJobExecutionMinusDuration(PT30M)", context, where="w") == "2026-03-10T12:00:15Z"
     assert resolve_value("plain", context, where="w") == "plain"
-    assert resolve_body({"a": ["$.n", {"b": "{{id}}"}], "c": 1}, context, where="body") == {
+    assert resolve_body({"a": ["$.n", {"b": "${id}"}], "c": 1}, context, where="body") == {
         "a": [3, {"b": "x1"}],
         "c": 1,
     }
     with pytest.raises(ValueError, match="first call"):
         resolve_value("$.x", CallContext(), where="w")
+    with pytest.raises(ValueError, match=r"w: variable `\$\{nope\}` was not captured"):
+        resolve_value("${nope}", context, where="w")
+
+
+def test_a_whole_captured_variable_keeps_its_json_type() -> None:
+    context = CallContext(variables={"n": 7, "ids": [1, 2], "obj": {"a": None}})
+    assert resolve_value("${n}", context, where="w") == 7
+    assert resolve_value(" ${ids} ", context, where="w") == [1, 2]
+    assert resolve_body({"x": "${obj}", "y": "n=${n}"}, context, where="body") == {
+        "x": {"a": None},
+        "y": "n=7",
+    }
+
+
+def test_double_braces_are_no_variable_syntax() -> None:
+    # `{{name}}` was the syntax until `prefect deploy` was seen templating it away: a job refuses it
+    # (tests/unit/test_prefect_placeholders.py); to a lone call it is plain text.
+    assert parse_value("{{invocationId}}").kind == "constant"
+    assert parse_value("$ {x}").kind == "constant"
+
+
+def test_a_captured_variable_in_the_path_itself_says_where_it_goes() -> None:
+    with pytest.raises(ValidationError) as caught:
+        ApiCall(name="status", path="offers/invocations/${invocationId}")
+    assert (
+        "call 'status': the path 'offers/invocations/${invocationId}' holds `${invocationId}`; write "
+        "`{invocationId}` in the path and `path_variables: {invocationId: ${invocationId}}`."
+    ) in str(caught.value)
+
+
+def test_a_download_url_may_come_from_a_captured_variable() -> None:
+    call = _call("dl", pattern={"kind": "download", "url_from": "${fileUrl}", "format": {"kind": "json"}})
+    assert call.variables_used() == ["fileUrl"]
+    assert not call.reads_previous()
 
 
 def test_unknown_path_variable_names_it_and_the_call() -> None:
@@ -107,12 +143,12 @@ def _call(name: str, **fields: Any) -> ApiCall:
 
 def test_a_variable_must_be_captured_by_an_earlier_call() -> None:
     first = _call("generate", method="POST", path="generate", capture={"invocationId": "$.invocationId"})
-    second = _call("status", path="s/{id}", path_variables={"id": "{{invocationId}}"})
+    second = _call("status", path="s/{id}", path_variables={"id": "${invocationId}"})
     check_chain([first, second])
-    with pytest.raises(ValueError, match=r"call 'status' uses the variable `\{\{invocationId\}\}`"):
+    with pytest.raises(ValueError, match=r"call 'status' uses the variable `\$\{invocationId\}`"):
         check_chain([second, first])
-    with pytest.raises(ValueError, match=r"`\{\{other\}\}`.*captured before it: invocationId"):
-        check_chain([first, _call("x", query={"q": "{{other}}"})])
+    with pytest.raises(ValueError, match=r"`\$\{other\}`.*captured before it: invocationId"):
+        check_chain([first, _call("x", query={"q": "${other}"})])
 
 
 def test_the_first_call_cannot_read_a_previous_response() -> None:
@@ -227,3 +263,24 @@ def test_paging_concurrency_and_export_settings() -> None:
     for wrong in (0, 33):
         with pytest.raises(ValidationError, match="concurrency"):
             _call("list", pattern=paging | {"concurrency": wrong})
+
+
+@pytest.mark.parametrize("empty", [None, {}], ids=["null", "empty-dict"])
+def test_empty_mappings_of_an_api_job_mean_none(empty: dict[str, str] | None) -> None:
+    # What the run form's JSON editors send for an empty mapping: null, or {} once emptied.
+    download = {
+        "name": "dl",
+        "pattern": {
+            "kind": "download",
+            "url_from": "$.urlFile",
+            "format": {"kind": "csv", "csv": {"delimiter": ";"}, "mapping": empty},
+        },
+    }
+    base: dict[str, Any] = {"name": "j", "connection": "c", "entity": "offers", "mapping": empty}
+    job = ApiImportJob.model_validate(base | {"calls": [{"name": "gen", "path": "g"}, download]})
+    assert job.mapping is None
+    assert isinstance(job.calls[-1].pattern, DownloadPattern)
+    assert isinstance(job.calls[-1].pattern.format, CsvFile)
+    assert job.calls[-1].pattern.format.mapping is None  # the CSV's standard headers
+    with pytest.raises(ValidationError, match="`mapping`: map at least the entity's key"):
+        ApiImportJob.model_validate(base | {"calls": [{"name": "list", "path": "offers"}]})

@@ -107,3 +107,11 @@ def test_every_field_has_help_text_for_the_ui_form() -> None:
     for name, definition in schema.get("$defs", {}).items():
         walk(definition, name)
     assert missing == []
+
+
+@pytest.mark.parametrize("empty", [None, {}], ids=["null", "empty-dict"])
+def test_an_empty_mapping_means_the_standard_headers(empty: dict[str, str] | None) -> None:
+    # The run form's JSON editor sends null (left as shown) or {} (emptied): both mean "no mapping".
+    job = CsvImportJob.model_validate(VALID | {"mapping": empty})
+    assert job.mapping is None
+    assert job.model_dump()["mapping"] is None

@@ -238,3 +238,48 @@ def _union_depth(schema: dict[str, Any], node: Any, seen: frozenset[str] = froze
 def test_unions_are_not_nested_too_deep(flow: Any, model_name: str) -> None:
     schema = _schema(flow)
     assert _union_depth(schema, schema["properties"]) <= MAX_UNION_DEPTH
+
+
+# The mappings edited in the form's JSON editor (`tasks.ui_schema.json_editor`): the schema Prefect stores.
+JSON_EDITORS = {
+    "CsvImportJob": [("CsvImportJob", "mapping")],
+    "ApiImportJob": [("ApiImportJob", "mapping"), ("CsvFile", "mapping")],
+}
+
+
+def _server_errors(schema: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    # What the server runs on a new run's parameters (create_flow_run_from_deployment): Prefect's
+    # `validate`, which first preprocesses the stored schema.
+    from prefect.utilities.schema_tools.validation import validate
+
+    return [error.message for error in validate(parameters, schema)]
+
+
+@pytest.mark.parametrize(("flow", "model_name"), FLOW_PARAMS)
+def test_mappings_are_json_editors_the_server_lets_be_empty(flow: Any, model_name: str) -> None:
+    schema = _schema(flow)
+    for definition, name in JSON_EDITORS.get(model_name, []):
+        field = schema["definitions"][definition]["properties"][name]
+        # A plain object is a JSON editor in the v2 form; with a `default: null` the form sent null.
+        assert (field["type"], "anyOf" in field, "default" in field) == ("object", False, False)
+        one = {"type": "object", "properties": {name: field}, "definitions": schema["definitions"]}
+        empties: list[dict[str, str] | None] = [None, {}]  # null: left as shown; {}: emptied
+        for empty in empties:
+            assert _server_errors(one, {name: empty}) == [], (definition, name, empty)
+        assert _server_errors(one, {name: {"Header": "field"}}) == []
+        assert _server_errors(one, {name: {"Header": 1}}) != []  # still an object of strings
+
+
+@pytest.mark.parametrize(("flow", "model_name"), FLOW_PARAMS)
+def test_every_default_the_form_fills_in_passes_the_server(flow: Any, model_name: str) -> None:
+    # The form fills a field the deployment leaves out with its schema default and sends it: a
+    # default the server refuses (the mapping's `null` once was) makes the form impossible to submit.
+    schema = _schema(flow)
+    refused = []
+    for definition, node in schema["definitions"].items():
+        for name, field in node.get("properties", {}).items():
+            if "default" not in field:
+                continue
+            one = {"type": "object", "properties": {name: field}, "definitions": schema["definitions"]}
+            refused += [f"{definition}.{name}: {e}" for e in _server_errors(one, {name: field["default"]})]
+    assert refused == []
