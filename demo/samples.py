@@ -89,7 +89,7 @@ def serve(folder: Path, *, ftp_port: int, api_port: int, hub_url: str | None) ->
     with (
         local_ftp_server(folder / "ftp", username=FTP_USER, password=FTP_PASSWORD, port=ftp_port) as ftp,
         local_api_server(
-            DATA / "api" / "products.json",
+            DATA / "samples" / "pim-products.json",
             api_key=API_KEY,
             offers_export=DATA / "api" / "offers-export.csv",
             port=api_port,

@@ -267,7 +267,19 @@ def _start_workers(stack: ExitStack, folder: Path, env: dict[str, str], count: i
         log = folder / f"worker-{index}.log"
         stack.enter_context(
             background(
-                [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--name", f"worker-{index}"],
+                # One flow run at a time per worker (the limit): a queued run then goes to whichever
+                # worker is free, not to the one still closing its previous run's process.
+                [
+                    str(BIN / "prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    POOL,
+                    "--name",
+                    f"worker-{index}",
+                    "--limit",
+                    "1",
+                ],
                 worker_env,
                 log,
                 cwd,

@@ -1,7 +1,7 @@
 """Load: a thousand small files in one inbound folder in one run; two runs of one busy job at once.
 
 The concurrency tests use the Prefect test server's own orchestration (the same rules a real server
-applies; tests/server/test_lifecycle.py shows CANCEL_NEW with a real worker): a deployment with
+applies; tests/acceptance/test_concurrency.py shows CANCEL_NEW on a real server): a deployment with
 `concurrency_limit: 1` gets two flow runs created at once and both are proposed Running.
 """
 
