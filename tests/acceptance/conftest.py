@@ -42,6 +42,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 POOL = "local-process"
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+DOCS_ORDER = [
+    "import-csv-from-ftp/products-from-erp-ftp",
+    "import-json-from-api/products-from-pim-api",
+    "import-json-from-api/offers-from-erp-api",
+    "import-csv-from-ftp/offers-from-erp-ftp",
+    "run-shell-job/nightly-shop-reindex",
+]
+"""Every sample deployment, in the order docs/server.md runs them (the offers export before the update)."""
 SERVER_PROBLEM = re.compile(r"\bERROR\b|Traceback \(most recent call last\)")
 
 pytestmark = pytest.mark.acceptance

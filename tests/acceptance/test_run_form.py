@@ -52,18 +52,12 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from pydantic import BaseModel
 
-from tests.acceptance.conftest import FINAL, ROOT, Stack
+from tests.acceptance.conftest import DOCS_ORDER, FINAL, ROOT, Stack
 from tests.acceptance.ui import RunForm, Version, chromium_page
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
-DEPLOYMENTS = [
-    "products-from-erp-ftp",
-    "products-from-pim-api",
-    "offers-from-erp-api",
-    "offers-from-erp-ftp",
-    "nightly-shop-reindex",
-]
+DEPLOYMENTS = [name.rpartition("/")[2] for name in DOCS_ORDER]
 # The offers file only updates offers: it waits for the first run of the export that creates them.
 STARTS_AFTER = {"offers-from-erp-ftp": "offers-from-erp-api"}
 EDITED_THRESHOLD = 25
