@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -42,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 POOL = "local-process"
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+NOT_DONE = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING, StateType.PAUSED]
 DOCS_ORDER = [
     "import-csv-from-ftp/products-from-erp-ftp",
     "import-json-from-api/products-from-pim-api",
@@ -107,6 +116,25 @@ def tail(log: Path, lines: int = 60) -> str:
     if not log.exists():
         return ""
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def deployment_busy(client: SyncPrefectClient, deployment_id: uuid.UUID) -> bool:
+    """A run of the deployment is in progress or due in the next 2 minutes (the scheduler's runs too).
+
+    Most deployments have a concurrency limit of 1, some with CANCEL_NEW: a run started beside a
+    scheduled run still going would be cancelled.
+    """
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=NOT_DONE))),
+    )
+    return any(
+        run.state_type != StateType.SCHEDULED
+        or run.expected_start_time is None
+        or run.expected_start_time <= soon
+        for run in runs
+    )
 
 
 @dataclass

@@ -18,7 +18,7 @@ import yaml
 from prefect.client.schemas.objects import StateType
 from prefect.utilities.schema_tools.validation import validate
 
-from tests.acceptance.conftest import DOCS_ORDER, ROOT, Stack
+from tests.acceptance.conftest import DOCS_ORDER, ROOT, Stack, deployment_busy, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
@@ -54,10 +54,15 @@ def test_every_sample_deployment_succeeds_in_the_docs_order(stack: Stack) -> Non
     assert sorted(n.rpartition("/")[2] for n in DOCS_ORDER) == sorted(e["name"] for e in manifest())
     outcomes = {}
     for name in DOCS_ORDER:
+        # A scheduled run of the same job (offers every 15 minutes) would cancel ours (CANCEL_NEW).
+        with stack.client() as client:
+            deployment_id = client.read_deployment_by_name(name).id
+            wait_for(f"{name} idle", lambda i=deployment_id: not deployment_busy(client, i), 300)
         flow_run = stack.wait_final(started_run_id(stack.run("prefect", "deployment", "run", name)))
-        outcomes[name] = (flow_run.state_type, flow_run.state and flow_run.state.message)
+        outcomes[name] = (flow_run.id, flow_run.state_type, flow_run.state and flow_run.state.message)
         assert flow_run.state_type == StateType.COMPLETED, f"{name}: {outcomes[name]}\n{stack.logs_text()}"
-    statuses = dict(stack.hub_rows("SELECT job, status FROM datahub_runs"))
+    ours = ", ".join(f"'{run_id}'" for run_id, _, _ in outcomes.values())
+    statuses = dict(stack.hub_rows(f"SELECT job, status FROM datahub_runs WHERE flow_run_id IN ({ours})"))
     assert statuses == {
         "products-from-erp-ftp": "PARTIAL",
         "products-from-pim-api": "SUCCESS",

@@ -46,13 +46,11 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterName,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from pydantic import BaseModel
 
-from tests.acceptance.conftest import DOCS_ORDER, FINAL, ROOT, Stack
+from tests.acceptance.conftest import DOCS_ORDER, FINAL, ROOT, Stack, deployment_busy
 from tests.acceptance.ui import RunForm, Version, chromium_page
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
@@ -66,7 +64,6 @@ DOCS_SCREENSHOTS = {
     "offers-from-erp-ftp": "ui-run-form-csv.png",
     "products-from-pim-api": "ui-run-form-api.png",
 }
-NOT_DONE = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.CANCELLING, StateType.PAUSED]
 RUN_TIMEOUT = 300  # from a run's creation to its final state
 ALL_TIMEOUT = 720  # every run of the module
 
@@ -154,25 +151,6 @@ class Step:
         )
 
 
-def _busy(client: SyncPrefectClient, deployment_id: uuid.UUID) -> bool:
-    """A run of the deployment is in progress or due in the next 2 minutes (the scheduler's runs too).
-
-    Most deployments have a concurrency limit of 1, some with CANCEL_NEW: a run started beside a
-    scheduled run still going would be cancelled.
-    """
-    soon = datetime.now(UTC) + timedelta(minutes=2)
-    runs = client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=NOT_DONE))),
-    )
-    return any(
-        run.state_type != StateType.SCHEDULED
-        or run.expected_start_time is None
-        or run.expected_start_time <= soon
-        for run in runs
-    )
-
-
 def _run_named(client: SyncPrefectClient, deployment_id: uuid.UUID, name: str) -> FlowRun:
     """The flow run of a deployment that a form created under this name."""
     runs = client.read_flow_runs(
@@ -249,7 +227,7 @@ class Campaign:
         before = STARTS_AFTER.get(name)
         if before is not None and not self.runs.steps[before][0].done:
             return False
-        return not _busy(client, self.runs.steps[name][0].deployment_id)
+        return not deployment_busy(client, self.runs.steps[name][0].deployment_id)
 
     def run_all(self) -> None:
         deadline = time.monotonic() + ALL_TIMEOUT
