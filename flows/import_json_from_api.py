@@ -39,7 +39,7 @@ from tasks.calls import (
 )
 from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
-from tasks.errors import ImportJobError
+from tasks.errors import FeedAbandonedError, ImportJobError
 from tasks.file_import import (
     HubTarget,
     LoadSettings,
@@ -53,7 +53,7 @@ from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.jsonpath import JsonPath
 from tasks.ledger import find_loaded_file, last_successful_start
 from tasks.mapping import CellFormats, field_problems
-from tasks.record_feed import FeedAbandonedError, RecordFeed
+from tasks.record_feed import RecordFeed
 from tasks.records import ChildRecords, RecordMapper
 from tasks.report import (
     FileReport,

@@ -20,8 +20,9 @@ from prefect_shell import ShellOperation
 from pydantic import ConfigDict, Field
 
 from flows.import_csv_from_ftp import JOB_NAME
+from tasks.errors import ShellStepError
 from tasks.job_model import BlockRef, JobModel
-from tasks.shell import ShellStep, ShellStepError, run_shell_step
+from tasks.shell import ShellStep, run_shell_step
 
 
 class ShellJob(JobModel):

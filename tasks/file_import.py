@@ -25,7 +25,7 @@ from pydantic import Field
 from blocks.database import hub_database
 from tasks.csv import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity as entity_named
-from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
+from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceededError
 from tasks.ledger import record_file
 from tasks.load import Staging
 from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
@@ -72,10 +72,6 @@ RejectThresholdPercent = Annotated[
         "and loads nothing.",
     ),
 ]
-
-
-class ThresholdExceededError(BadFileError):
-    """Too many rows of one file were rejected; the file was rolled back."""
 
 
 def import_csv_file(

@@ -31,7 +31,13 @@ from tenacity import wait_exponential_jitter as exponential_jitter
 from tenacity.stop import stop_base
 
 from blocks.api import ApiConnection
-from tasks.errors import BadFileError, ImportJobError, SourceRejectedError, SourceUnavailableError
+from tasks.errors import (
+    BadFileError,
+    ImportJobError,
+    SourceRejectedError,
+    SourceUnavailableError,
+    TokenUnavailableError,
+)
 from tasks.jsonpath import JsonValue
 
 logger = logging.getLogger(__name__)
@@ -86,10 +92,6 @@ def block_label(connection: ApiConnection) -> str:
     """Return how messages name the block: `block 'name'`, or `the connection block` when unsaved."""
     name = connection._block_document_name
     return f"block {name!r}" if name else "the connection block"
-
-
-class _TokenUnavailableError(SourceUnavailableError):
-    """The OAuth2 token endpoint could not be reached or failed; the request was not sent."""
 
 
 class ConnectionAuth(httpx.Auth):
@@ -180,9 +182,9 @@ def fetch_oauth2_token(connection: ApiConnection, label: str) -> tuple[str, floa
         with httpx.Client(timeout=connection.timeout_seconds, verify=tls_verify(connection)) as client:
             response = client.post(url, data=form, auth=(connection.client_id or "", secret))
     except httpx.HTTPError as exc:
-        raise _TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({exc}).") from exc
+        raise TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({exc}).") from exc
     if response.status_code == 429 or response.status_code >= 500:
-        raise _TokenUnavailableError(f"{where} answered {_status(response)}. Run the job again later.")
+        raise TokenUnavailableError(f"{where} answered {_status(response)}. Run the job again later.")
     token = _token_field(response) if response.is_success else None
     if token is None:
         raise SourceRejectedError(
@@ -398,7 +400,7 @@ def _attempt(call: _Call) -> httpx.Response:
         raise SourceUnavailableError(f"{_where(request)} was not sent: the call's deadline has passed.")
     try:
         response = call.client.send(request, stream=True)
-    except _TokenUnavailableError as exc:
+    except TokenUnavailableError as exc:
         raise _RetryableError(exc) from exc
     except (httpx.TransportError, httpx.TooManyRedirects) as exc:
         raise _transport_failure(call, request, exc) from exc

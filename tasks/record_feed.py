@@ -16,19 +16,11 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from tasks.errors import ImportJobError
+from tasks.errors import CallFailedError, FeedAbandonedError
 from tasks.jsonpath import JsonValue
 
 PAGES_IN_FLIGHT = 16
 _POLL_SECONDS = 0.2
-
-
-class FeedAbandonedError(ImportJobError):
-    """The load stopped reading the feed (it failed); the call stops fetching pages."""
-
-
-class CallFailedError(ImportJobError):
-    """The paging call failed; the load rolls back (the call's own error is the one reported)."""
 
 
 class _End:

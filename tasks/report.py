@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 from pydantic import BaseModel, Field
 
-from tasks.errors import ImportJobError
+from tasks.errors import ImportFailedError
 from tasks.ledger import RunTotals
 
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
@@ -144,14 +144,6 @@ def _shortened(value: str | None) -> str | None:
     if value is None or len(value) <= SAMPLE_VALUE_CHARS:
         return value
     return f"{value[:SAMPLE_VALUE_CHARS]}... ({len(value):,} characters, whole in the rejects file)"
-
-
-class ImportFailedError(ImportJobError):
-    """A run ended FAILED; carries its report so callers can still read what happened."""
-
-    def __init__(self, message: str, report: ImportReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 def report_of(result: object) -> ImportReport | None:
