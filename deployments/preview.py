@@ -34,7 +34,7 @@ from tasks.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, P
 from tasks.csv import LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity
 from tasks.errors import ImportJobError
-from tasks.file_session import open_session
+from tasks.files.session import open_session
 from tasks.jsonpath import JsonValue, find_first
 from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
 from tasks.records import RecordMapper

@@ -24,7 +24,7 @@ from tasks.csv import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
 from tasks.file_import import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
-from tasks.ftp import (
+from tasks.files.tasks import (
     RemoteFile,
     check_ftp_connection,
     download_file,

@@ -2,10 +2,10 @@
 
 ``open_session(connection)`` logs in and yields a ``FileSession``; every path it takes or returns is
 POSIX and relative to the connection's root folder. Library errors (ftplib, ssl, paramiko, sockets)
-are translated once, in ``tasks.remote_errors``, into the tree of ``tasks.errors``. The Prefect tasks
+are translated once, in ``tasks.files.failures``, into the tree of ``tasks.errors``. The Prefect tasks
 below take a block name, load the block and open and close their own session. The session lives in
-``tasks.file_session``, the protocol backends in ``tasks.ftp_client`` and ``tasks.sftp_client``,
-the path rules in ``tasks.remote_paths``; this module re-exports what the flows use.
+``tasks.files.session``, the protocol backends in ``tasks.files.ftplib_backend`` and ``tasks.files.paramiko_backend``,
+the path rules in ``tasks.files.paths``; this module re-exports what the flows use.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from prefect.tasks import Task
 from blocks.ftp import FtpConnection
 from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
-from tasks.file_session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
-from tasks.remote_files import Listing, RemoteFile, classify_listing
-from tasks.remote_paths import local_file_name
+from tasks.files.listing import Listing, RemoteFile, classify_listing
+from tasks.files.paths import local_file_name
+from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
 
 __all__ = [
     "PROBE_PREFIX",

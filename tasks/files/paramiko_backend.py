@@ -17,8 +17,8 @@ import paramiko
 
 from blocks.ftp import FtpConnection
 from tasks.errors import SourceRejectedError
-from tasks.remote_errors import _REMOTE_ERRORS, _block_label, _ServerRefusalError, _where
-from tasks.remote_files import CHUNK_BYTES, EntryKind, _Entry
+from tasks.files.failures import REMOTE_ERRORS, ServerRefusalError, block_label, server_address
+from tasks.files.listing import CHUNK_BYTES, Entry, EntryKind
 
 # A known_hosts "ssh-rsa" key is offered by servers under these signature algorithms too.
 _KEY_TYPE_ALIASES = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
@@ -38,9 +38,9 @@ def _sftp_kind(attrs: paramiko.SFTPAttributes) -> EntryKind:
     return "file" if stat_mode.S_ISREG(mode) else "dir" if stat_mode.S_ISDIR(mode) else "other"
 
 
-def _sftp_entry(name: str, attrs: paramiko.SFTPAttributes) -> _Entry:
+def _sftp_entry(name: str, attrs: paramiko.SFTPAttributes) -> Entry:
     modified = None if attrs.st_mtime is None else datetime.fromtimestamp(attrs.st_mtime, UTC)
-    return _Entry(name, attrs.st_size or 0, modified, _sftp_kind(attrs))
+    return Entry(name, attrs.st_size or 0, modified, _sftp_kind(attrs))
 
 
 class _SftpBackend:
@@ -56,18 +56,18 @@ class _SftpBackend:
         except OSError as exc:
             # paramiko raises a bare OSError both for a server's "failure" status and for a dead socket.
             if exc.errno is None and self._transport.is_active():
-                raise _ServerRefusalError(str(exc)) from exc
+                raise ServerRefusalError(str(exc)) from exc
             raise
 
     def login_dir(self) -> str:
         return self._call(self._sftp.normalize, ".")
 
-    def listdir(self, remote_dir: str) -> list[_Entry]:
+    def listdir(self, remote_dir: str) -> list[Entry]:
         return [
             _sftp_entry(attrs.filename, attrs) for attrs in self._call(self._sftp.listdir_attr, remote_dir)
         ]
 
-    def stat(self, remote: str) -> _Entry | None:
+    def stat(self, remote: str) -> Entry | None:
         try:
             return _sftp_entry(posixpath.basename(remote), self._call(self._sftp.stat, remote))
         except FileNotFoundError:
@@ -97,7 +97,7 @@ class _SftpBackend:
         self._call(self._sftp.remove, remote)
 
     def close(self) -> None:
-        with suppress(*_REMOTE_ERRORS):
+        with suppress(*REMOTE_ERRORS):
             self._sftp.close()
         self._transport.close()
 
@@ -112,7 +112,7 @@ def _known_hosts(connection: FtpConnection) -> tuple[Path, paramiko.HostKeys]:
     host_keys = paramiko.HostKeys()
     if connection.known_hosts_file and not path.is_file():
         raise SourceRejectedError(
-            f"The known_hosts file {str(path)!r} of {_block_label(connection)} does not exist; create it "
+            f"The known_hosts file {str(path)!r} of {block_label(connection)} does not exist; create it "
             "or set `host_key_fingerprint` instead."
         )
     if path.is_file():
@@ -134,8 +134,8 @@ def _presented(key: paramiko.PKey) -> str:
 
 def _unknown_host_message(connection: FtpConnection, known_hosts: Path, key: paramiko.PKey) -> str:
     return (
-        f"The SSH host key of {_where(connection)} is unknown: it is not in {str(known_hosts)!r} and "
-        f"{_block_label(connection)} sets no `host_key_fingerprint`. The server presented "
+        f"The SSH host key of {server_address(connection)} is unknown: it is not in {str(known_hosts)!r} and "
+        f"{block_label(connection)} sets no `host_key_fingerprint`. The server presented "
         f"{_presented(key)}; compare it out of band with `ssh-keygen -lf` on the server, then set "
         f"`host_key_fingerprint: '{ssh_fingerprint(key.asbytes())}'` on the connection block."
     )
@@ -143,10 +143,10 @@ def _unknown_host_message(connection: FtpConnection, known_hosts: Path, key: par
 
 def _mismatch_message(connection: FtpConnection, expected: str, key: paramiko.PKey) -> str:
     return (
-        f"The SSH host key of {_where(connection)} does not match: expected {expected}, but the server "
+        f"The SSH host key of {server_address(connection)} does not match: expected {expected}, but the server "
         f"presented {_presented(key)}. Someone may be posing as the server; if its key was changed on "
         "purpose, check the new key out of band and update `host_key_fingerprint` of "
-        f"{_block_label(connection)}."
+        f"{block_label(connection)}."
     )
 
 
@@ -187,7 +187,7 @@ def _start_sftp(connection: FtpConnection, transport: paramiko.Transport) -> par
     return sftp
 
 
-def _connect_sftp(connection: FtpConnection) -> _SftpBackend:
+def connect_sftp(connection: FtpConnection) -> _SftpBackend:
     sock = socket.create_connection(
         (connection.host, connection.effective_port()), connection.timeout_seconds
     )

@@ -16,17 +16,17 @@ from typing import BinaryIO, Protocol
 
 from blocks.ftp import FtpConnection
 from tasks.errors import BadFileError, ImportJobError, SourceRejectedError, SourceUnavailableError
-from tasks.ftp_client import _connect_ftp
-from tasks.remote_errors import _translated
-from tasks.remote_files import Listing, RemoteFile, _Entry, classify_listing
-from tasks.remote_paths import (
+from tasks.files.failures import translated
+from tasks.files.ftplib_backend import connect_ftp
+from tasks.files.listing import Entry, Listing, RemoteFile, classify_listing
+from tasks.files.paramiko_backend import connect_sftp
+from tasks.files.paths import (
     MAX_NAME_TRIES,
     candidate_names,
     relative_to_root,
     resolve_root,
     safe_remote_path,
 )
-from tasks.sftp_client import _connect_sftp
 
 PROBE_PREFIX = ".datahub-write-probe-"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -40,8 +40,8 @@ def _oldest_first(file: RemoteFile) -> tuple[datetime, str]:
 
 class _Backend(Protocol):
     def login_dir(self) -> str: ...
-    def listdir(self, remote_dir: str) -> list[_Entry]: ...
-    def stat(self, remote: str) -> _Entry | None: ...
+    def listdir(self, remote_dir: str) -> list[Entry]: ...
+    def stat(self, remote: str) -> Entry | None: ...
     def retrieve(self, remote: str, sink: Callable[[bytes], None]) -> None: ...
     def rename(self, source: str, target: str) -> None: ...
     def put_bytes(self, remote: str, payload: bytes) -> None: ...
@@ -50,8 +50,8 @@ class _Backend(Protocol):
 
 
 def _connect(connection: FtpConnection) -> _Backend:
-    with _translated(connection, "log in"):
-        return _connect_sftp(connection) if connection.protocol == "sftp" else _connect_ftp(connection)
+    with translated(connection, "log in"):
+        return connect_sftp(connection) if connection.protocol == "sftp" else connect_ftp(connection)
 
 
 class _LocalWriteError(Exception):
@@ -93,20 +93,20 @@ class FileSession:
     def _remote(self, relative: str) -> str:
         return posixpath.join(self._root, relative) if relative else self._root
 
-    def _translated(self, action: str, path: str, fix: str) -> AbstractContextManager[None]:
-        return _translated(self._connection, action, path, fix)
+    def translated(self, action: str, path: str, fix: str) -> AbstractContextManager[None]:
+        return translated(self._connection, action, path, fix)
 
     def list_files(self, folder: str, pattern: str) -> list[RemoteFile]:
         """Return the plain files directly in `folder` whose names match `pattern`, oldest first."""
         relative = self._relative(folder)
         fix = "Create the folder, grant the user read rights on it, or fix the folder in the job."
-        with self._translated("list the folder", relative, fix):
+        with self.translated("list the folder", relative, fix):
             entries = self._backend.listdir(self._remote(relative))
         matching = [e for e in entries if e.kind == "file" and fnmatch.fnmatchcase(e.name, pattern)]
         files = [file for file in (self._listed_file(relative, entry) for entry in matching) if file]
         return sorted(files, key=_oldest_first)
 
-    def _listed_file(self, folder: str, entry: _Entry) -> RemoteFile | None:
+    def _listed_file(self, folder: str, entry: Entry) -> RemoteFile | None:
         try:
             path = safe_remote_path(folder, entry.name)
         except BadFileError as exc:
@@ -118,7 +118,7 @@ class FileSession:
     def stat(self, path: str) -> RemoteFile | None:
         """Return the facts of the plain file at `path`, or None when there is none."""
         relative = self._relative(path)
-        with self._translated("look up", relative, "Fix the path in the job or the rights on the server."):
+        with self.translated("look up", relative, "Fix the path in the job or the rights on the server."):
             entry = self._backend.stat(self._remote(relative))
         return (
             None
@@ -142,7 +142,7 @@ class FileSession:
         try:
             with local_path.open("wb") as out:
                 sink = _HashingSink(out)
-                with self._translated("download", relative, "Grant the user read rights on the file."):
+                with self.translated("download", relative, "Grant the user read rights on the file."):
                     self._backend.retrieve(self._remote(relative), sink)
             self._check_complete(relative, remote, sink.written)
         except _LocalWriteError as exc:
@@ -167,13 +167,13 @@ class FileSession:
         self._require_dir(target_dir)
         target = self._free_target(target_dir, posixpath.basename(source_path))
         fix = f"Grant the user rights to rename {source_path!r} and to write into the folder {target_dir!r}."
-        with self._translated("move", source_path, fix):
+        with self.translated("move", source_path, fix):
             self._backend.rename(self._remote(source_path), self._remote(target))
         self._verify_move(source, target)
         return target
 
     def _require_dir(self, folder: str) -> None:
-        with self._translated("look up the folder", folder, "Fix the folder in the job."):
+        with self.translated("look up the folder", folder, "Fix the folder in the job."):
             entry = self._backend.stat(self._remote(folder))
         if entry is None or entry.kind != "dir":
             raise SourceRejectedError(
@@ -184,7 +184,7 @@ class FileSession:
     def _free_target(self, folder: str, name: str) -> str:
         for candidate in candidate_names(name, datetime.now(UTC)):
             target = safe_remote_path(folder, candidate)
-            with self._translated("look up", target, "Grant the user read rights on the folder."):
+            with self.translated("look up", target, "Grant the user read rights on the folder."):
                 if self._backend.stat(self._remote(target)) is None:
                     return target
         raise SourceRejectedError(
@@ -221,9 +221,9 @@ class FileSession:
                 f"Create the folder {folder!r} if it is missing, and grant the user rights to write and "
                 "delete files in it."
             )
-            with self._translated("write the probe file", probe, fix):
+            with self.translated("write the probe file", probe, fix):
                 self._backend.put_bytes(self._remote(probe), b"datahub write probe\n")
-            with self._translated("delete the probe file", probe, fix + " Then delete the probe file."):
+            with self.translated("delete the probe file", probe, fix + " Then delete the probe file."):
                 self._backend.remove(self._remote(probe))
         except ImportJobError as exc:
             return str(exc)
@@ -235,7 +235,7 @@ def open_session(connection: FtpConnection) -> Iterator[FileSession]:
     """Log in to the server of `connection`, yield a session on it, and log out at the end."""
     backend = _connect(connection)
     try:
-        with _translated(connection, "find the login folder"):
+        with translated(connection, "find the login folder"):
             root = resolve_root(backend.login_dir(), connection.root_dir)
         yield FileSession(connection, backend, root)
     finally:

@@ -29,7 +29,7 @@ class Listing:
 
 
 @dataclass(frozen=True)
-class _Entry:
+class Entry:
     """One directory entry as a backend reports it, before path checks."""
 
     name: str

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from blocks.ftp import FtpConnection
 from tasks.errors import SourceRejectedError
-from tasks.remote_errors import _REMOTE_ERRORS, _block_label, _reason, _reply_code
-from tasks.remote_files import CHUNK_BYTES, EntryKind, _Entry
+from tasks.files.failures import REMOTE_ERRORS, block_label, reply_code, short_reason
+from tasks.files.listing import CHUNK_BYTES, Entry, EntryKind
 
 # FTP replies meaning "command not implemented": the server lacks MLSD/MLST, so fall back to NLST/SIZE.
 _UNSUPPORTED_REPLIES = frozenset({"500", "502"})
@@ -48,38 +48,38 @@ class _FtpBackend:
     def login_dir(self) -> str:
         return self._ftp.pwd()
 
-    def listdir(self, remote_dir: str) -> list[_Entry]:
+    def listdir(self, remote_dir: str) -> list[Entry]:
         if self._machine_listing:
             try:
                 return [self._entry(name, facts, remote_dir) for name, facts in self._ftp.mlsd(remote_dir)]
             except ftplib.error_perm as exc:
-                if _reply_code(exc) not in _UNSUPPORTED_REPLIES:
+                if reply_code(exc) not in _UNSUPPORTED_REPLIES:
                     raise
                 self._machine_listing = False
         names = [posixpath.basename(name.rstrip("/")) for name in self._ftp.nlst(remote_dir)]
         entries = (self._stat_by_size(posixpath.join(remote_dir, name)) for name in names if name)
         return [entry for entry in entries if entry is not None]
 
-    def _entry(self, name: str, facts: dict[str, str], remote_dir: str) -> _Entry:
+    def _entry(self, name: str, facts: dict[str, str], remote_dir: str) -> Entry:
         kind = _kind_from_facts(facts)
         if kind == "file" and "size" not in facts:
             # A server may leave out the size fact; SIZE then answers for the one file.
-            return self._stat_by_size(posixpath.join(remote_dir, name)) or _Entry(name, 0, None, "other")
-        return _Entry(name, int(facts.get("size", "0")), _parse_ftp_time(facts.get("modify")), kind)
+            return self._stat_by_size(posixpath.join(remote_dir, name)) or Entry(name, 0, None, "other")
+        return Entry(name, int(facts.get("size", "0")), _parse_ftp_time(facts.get("modify")), kind)
 
-    def stat(self, remote: str) -> _Entry | None:
+    def stat(self, remote: str) -> Entry | None:
         if self._machine_listing:
             try:
                 reply = self._ftp.sendcmd(f"MLST {remote}")
             except ftplib.error_perm as exc:
-                if _reply_code(exc) not in _UNSUPPORTED_REPLIES:
+                if reply_code(exc) not in _UNSUPPORTED_REPLIES:
                     return None
                 self._machine_listing = False
             else:
                 return self._parse_mlst(reply, remote)
         return self._stat_by_size(remote) or self._stat_dir(remote)
 
-    def _parse_mlst(self, reply: str, remote: str) -> _Entry | None:
+    def _parse_mlst(self, reply: str, remote: str) -> Entry | None:
         # The facts line is the one that starts with a space (RFC 3659 §7.2).
         for line in reply.splitlines()[1:]:
             if line.startswith(" "):
@@ -87,7 +87,7 @@ class _FtpBackend:
                 return self._entry(posixpath.basename(remote), facts, posixpath.dirname(remote))
         return None
 
-    def _stat_by_size(self, remote: str) -> _Entry | None:
+    def _stat_by_size(self, remote: str) -> Entry | None:
         self._ftp.voidcmd("TYPE I")  # many servers refuse SIZE in ASCII mode
         try:
             size = self._ftp.size(remote)
@@ -97,16 +97,16 @@ class _FtpBackend:
             modified = _parse_ftp_time(self._ftp.sendcmd(f"MDTM {remote}")[4:].strip())
         except ftplib.error_perm:
             modified = None
-        return _Entry(posixpath.basename(remote), size or 0, modified, "file")
+        return Entry(posixpath.basename(remote), size or 0, modified, "file")
 
-    def _stat_dir(self, remote: str) -> _Entry | None:
+    def _stat_dir(self, remote: str) -> Entry | None:
         here = self._ftp.pwd()
         try:
             self._ftp.cwd(remote)
         except ftplib.error_perm:
             return None
         self._ftp.cwd(here)
-        return _Entry(posixpath.basename(remote), 0, None, "dir")
+        return Entry(posixpath.basename(remote), 0, None, "dir")
 
     def retrieve(self, remote: str, sink: Callable[[bytes], None]) -> None:
         self._ftp.retrbinary(f"RETR {remote}", sink, blocksize=CHUNK_BYTES)
@@ -121,7 +121,7 @@ class _FtpBackend:
         self._ftp.delete(remote)
 
     def close(self) -> None:
-        with suppress(*_REMOTE_ERRORS):
+        with suppress(*REMOTE_ERRORS):
             self._ftp.quit()
         self._ftp.close()
 
@@ -147,8 +147,8 @@ def tls_context(connection: FtpConnection) -> ssl.SSLContext:
         )
     except (OSError, ssl.SSLError) as exc:
         raise SourceRejectedError(
-            f"Cannot read the CA file {connection.ca_bundle!r} ({_reason(exc)}); set `ca_bundle` of "
-            f"{_block_label(connection)} to a readable PEM file."
+            f"Cannot read the CA file {connection.ca_bundle!r} ({short_reason(exc)}); set `ca_bundle` of "
+            f"{block_label(connection)} to a readable PEM file."
         ) from exc
     context.check_hostname = connection.tls_verify_hostname and not connection.insecure_skip_tls_verify
     if connection.insecure_skip_tls_verify:
@@ -156,7 +156,7 @@ def tls_context(connection: FtpConnection) -> ssl.SSLContext:
     return context
 
 
-def _connect_ftp(connection: FtpConnection) -> _FtpBackend:
+def connect_ftp(connection: FtpConnection) -> _FtpBackend:
     timeout = connection.timeout_seconds
     secure = connection.protocol == "ftps"
     ftp = (

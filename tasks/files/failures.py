@@ -15,35 +15,35 @@ from blocks.ftp import FtpConnection
 from tasks.errors import ImportJobError, SourceRejectedError, SourceUnavailableError
 
 # Errors the transport libraries raise for network, protocol and server answers; anything else is a bug.
-_REMOTE_ERRORS = (OSError, EOFError, ftplib.Error, paramiko.SSHException)
+REMOTE_ERRORS = (OSError, EOFError, ftplib.Error, paramiko.SSHException)
 
 
-class _ServerRefusalError(OSError):
+class ServerRefusalError(OSError):
     """An SFTP server answered a request with a plain failure status (no errno), not a dead socket."""
 
 
-def _where(connection: FtpConnection) -> str:
+def server_address(connection: FtpConnection) -> str:
     return f"{connection.host}:{connection.effective_port()}"
 
 
-def _block_label(connection: FtpConnection) -> str:
+def block_label(connection: FtpConnection) -> str:
     name = connection._block_document_name
     return f"block {name!r}" if name else "the connection block"
 
 
-def _reason(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     text = str(exc).strip().rstrip(".") or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _reply_code(exc: BaseException) -> str:
+def reply_code(exc: BaseException) -> str:
     return str(exc)[:3]
 
 
 def _is_login_failure(exc: BaseException) -> bool:
     if isinstance(exc, paramiko.AuthenticationException):
         return True
-    return isinstance(exc, ftplib.error_perm) and _reply_code(exc) == "530"
+    return isinstance(exc, ftplib.error_perm) and reply_code(exc) == "530"
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _path_reason(failure: _Failure) -> str | None:
         return "it does not exist"
     if isinstance(failure.exc, PermissionError):
         return "permission denied"
-    if isinstance(failure.exc, _ServerRefusalError | ftplib.error_perm):
+    if isinstance(failure.exc, ServerRefusalError | ftplib.error_perm):
         return f"the server answered {failure.detail!r}"
     return None
 
@@ -91,7 +91,7 @@ def _ftp_reply_error(failure: _Failure) -> ImportJobError:
         )
     if isinstance(failure.exc, ftplib.error_perm):
         hint = (
-            f" Check the protocol ({failure.connection.protocol}) and port of {_block_label(failure.connection)}."
+            f" Check the protocol ({failure.connection.protocol}) and port of {block_label(failure.connection)}."
             if failure.action == "log in"
             else ""
         )
@@ -101,7 +101,7 @@ def _ftp_reply_error(failure: _Failure) -> ImportJobError:
     return SourceRejectedError(
         f"The server at {failure.where} answered {failure.detail!r}, which is not "
         f"{failure.connection.protocol.upper()}; check the protocol and port of "
-        f"{_block_label(failure.connection)}."
+        f"{block_label(failure.connection)}."
     )
 
 
@@ -128,7 +128,7 @@ def _login_message(failure: _Failure) -> str:
     connection = failure.connection
     return (
         f"{connection.protocol.upper()} login to {failure.where} as {connection.username!r} failed "
-        f"({failure.detail}); check the username and password of {_block_label(connection)}."
+        f"({failure.detail}); check the username and password of {block_label(connection)}."
     )
 
 
@@ -137,7 +137,7 @@ def _classify(failure: _Failure) -> ImportJobError:
     if isinstance(exc, socket.gaierror):
         return SourceUnavailableError(
             f"Cannot resolve host {connection.host!r} ({exc.strerror}); check the host of "
-            f"{_block_label(connection)} and this machine's DNS."
+            f"{block_label(connection)} and this machine's DNS."
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return SourceRejectedError(_tls_message(failure.where, exc))
@@ -163,15 +163,15 @@ def translate_error(
     """Return the project error for a library error: what failed (DNS, refused, login, TLS...) and the fix."""
     password = connection.password.get_secret_value()
     # No server reply or library text may carry the password into a message; our own wording never does.
-    detail = _reason(exc).replace(password, "***") if password else _reason(exc)
+    detail = short_reason(exc).replace(password, "***") if password else short_reason(exc)
     return _classify(_Failure(connection, exc, detail, action, path, fix))
 
 
 @contextmanager
-def _translated(
+def translated(
     connection: FtpConnection, action: str, path: str | None = None, fix: str = ""
 ) -> Iterator[None]:
     try:
         yield
-    except _REMOTE_ERRORS as exc:
+    except REMOTE_ERRORS as exc:
         raise translate_error(connection, exc, action=action, path=path, fix=fix) from exc
