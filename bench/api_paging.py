@@ -167,7 +167,7 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
     """Map the spooled records, then validate and load them into a fresh SQLite hub database."""
     import sqlalchemy as sa
 
-    from tasks.csv import CsvFormat
+    from tasks.csv.reader import CsvFormat
     from tasks.entities import entity
     from tasks.file_import import LoadSettings, import_batches
     from tasks.mapping import CellFormats

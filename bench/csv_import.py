@@ -102,7 +102,7 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
     from pydantic import SecretStr
 
     from blocks.database import DatabaseConnection
-    from tasks.csv import CsvFormat
+    from tasks.csv.reader import CsvFormat
     from tasks.file_import import LoadSettings, SourceFile, import_csv_file
     from tasks.mapping import CellFormats
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.database import hub_database, state_dir
 from blocks.ftp import FtpConnection
-from tasks.csv import CsvFormat
+from tasks.csv.reader import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
 from tasks.file_import import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file

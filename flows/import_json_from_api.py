@@ -37,7 +37,7 @@ from tasks.calls import (
     PagingPattern,
     check_chain,
 )
-from tasks.csv import CsvFormat
+from tasks.csv.reader import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import FeedAbandonedError, ImportJobError
 from tasks.file_import import (

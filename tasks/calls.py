@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.csv import CsvFormat
+from tasks.csv.reader import CsvFormat
 from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
 from tasks.pagination import PageNumberPaging
 from tasks.ui_schema import OptionalMapping, json_editor

@@ -23,7 +23,7 @@ from prefect.logging import get_run_logger
 from pydantic import Field
 
 from blocks.database import hub_database
-from tasks.csv import CsvFormat, iter_batches, read_header, to_utf8
+from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity as entity_named
 from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceededError
 from tasks.ledger import record_file

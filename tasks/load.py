@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from tasks.csv import LINE, RECORD
+from tasks.csv.reader import LINE, RECORD
 from tasks.entities import CUSTOM_FIELDS_COLUMN, TableSpec
 from tasks.mapping import CUSTOM_FIELDS_GIVEN, MISSING, REJECT_SCHEMA, MappingPlan
 from tasks.schema import CREATED_AT, UPDATED_AT, column_type, ensure_table, json_type, quote

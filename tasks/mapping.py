@@ -18,7 +18,7 @@ from functools import partial
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.csv import EXTRA, FIELDS, LINE, RECORD
+from tasks.csv.reader import EXTRA, FIELDS, LINE, RECORD
 from tasks.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
 from tasks.errors import BadFileError
 

@@ -28,7 +28,7 @@ from itertools import islice
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.csv import LINE, RECORD
+from tasks.csv.reader import LINE, RECORD
 from tasks.entities import Entity
 from tasks.jsonpath import (
     MULTI_SEPARATOR,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tasks.csv import CsvFormat, Encoding
+from tasks.csv.reader import CsvFormat, Encoding
 from tasks.file_import import LoadSettings, SourceFile, import_csv_file
 from tasks.mapping import CellFormats
 from tasks.report import FileReport, Reject

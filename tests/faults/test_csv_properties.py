@@ -14,7 +14,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import BLOCK_BYTES, LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
+from tasks.csv.reader import BLOCK_BYTES, LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity
 from tasks.errors import BadFileError
 from tasks.mapping import (

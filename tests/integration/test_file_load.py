@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pytest
 import sqlalchemy as sa
 
-from tasks.csv import CsvFormat, Encoding
+from tasks.csv.reader import CsvFormat, Encoding
 from tasks.file_import import LoadSettings, SourceFile, import_csv_file
 from tasks.ledger import find_loaded
 from tasks.mapping import CellFormats

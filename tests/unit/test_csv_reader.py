@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import (
+from tasks.csv.reader import (
     BLOCK_BYTES,
     EXTRA,
     FIELDS,

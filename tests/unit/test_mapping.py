@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import LINE, RECORD
+from tasks.csv.reader import LINE, RECORD
 from tasks.entities import CUSTOM_FIELDS_COLUMN, entity
 from tasks.errors import BadFileError
 from tasks.mapping import (
