@@ -137,9 +137,9 @@ class LocalApi:
 def fetch(port: int, page_size: int, concurrency: int, work: Path) -> tuple[float, Any]:
     """Run the flow's paging step; return its seconds and the call's outcome (pages, spool)."""
     from blocks.api import ApiConnection
-    from tasks.api_calls import HttpSettings, _pages, _Request
-    from tasks.calls import ApiCall
-    from tasks.http import open_client
+    from tasks.api.calls import ApiCall
+    from tasks.api.http import open_client
+    from tasks.api.runner import HttpSettings, _pages, _Request
 
     paging = {
         "kind": "paging",
@@ -167,11 +167,11 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
     """Map the spooled records, then validate and load them into a fresh SQLite hub database."""
     import sqlalchemy as sa
 
+    from tasks.api.records import RecordMapper
     from tasks.csv.reader import CsvFormat
     from tasks.entities import entity
     from tasks.file_import import LoadSettings, import_batches
     from tasks.mapping import CellFormats
-    from tasks.records import RecordMapper
 
     mapper = RecordMapper(MAPPING)
     started = time.perf_counter()

@@ -30,14 +30,14 @@ from blocks.api import ApiConnection
 from blocks.ftp import FtpConnection
 from flows.import_csv_from_ftp import CsvImportJob, SingleFile
 from flows.import_json_from_api import ApiImportJob, run_call
-from tasks.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
+from tasks.api.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
+from tasks.api.jsonpath import JsonValue, find_first
+from tasks.api.records import RecordMapper
 from tasks.csv.reader import LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
 from tasks.entities import entity
 from tasks.errors import ImportJobError
 from tasks.files.session import open_session
-from tasks.jsonpath import JsonValue, find_first
 from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
-from tasks.records import RecordMapper
 
 DEFAULT_ROWS = 10
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -3,7 +3,7 @@
 `ApiImportJob` is the flow's only parameter. Its calls run in order, one Prefect task each (a paging
 call is one task, not one per page); each call may read the previous response (`$.path`), variables
 captured by earlier calls (`${name}`) and `lastJobExecutionMinusDuration(PT1H)` (see
-``tasks/calls.py``); ``tasks/api_calls.py`` runs them. The records are the content of the last call, or the CSV file it downloaded;
+``tasks/api/calls.py``); ``tasks/api/runner.py`` runs them. The records are the content of the last call, or the CSV file it downloaded;
 they are validated and loaded in one transaction by the CSV job's load path, and the run is recorded
 in the run history like a CSV run. Run one locally with `python -m flows.import_json_from_api job.yaml`;
 test its connection first with `python -m flows.import_json_from_api --check job.yaml`.
@@ -26,10 +26,7 @@ from pydantic import ConfigDict, Field, model_validator
 from blocks.api import ApiConnection
 from blocks.database import hub_database, state_dir
 from flows.import_csv_from_ftp import JOB_NAME
-from tasks.api_calls import CallOutcome, DownloadedFile, HttpSettings
-from tasks.api_calls import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
-from tasks.api_check import CheckResult, check_api_connection
-from tasks.calls import (
+from tasks.api.calls import (
     ApiCall,
     CallContext,
     CsvFile,
@@ -37,6 +34,13 @@ from tasks.calls import (
     PagingPattern,
     check_chain,
 )
+from tasks.api.check import CheckResult, check_api_connection
+from tasks.api.feed import RecordFeed
+from tasks.api.jsonpath import JsonPath
+from tasks.api.records import ChildRecords, RecordMapper
+from tasks.api.runner import CallOutcome, DownloadedFile, HttpSettings
+from tasks.api.runner import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
+from tasks.api.spool import Spool
 from tasks.csv.reader import CsvFormat
 from tasks.entities import EntityName, entity
 from tasks.errors import FeedAbandonedError, ImportJobError
@@ -50,11 +54,8 @@ from tasks.file_import import (
 )
 from tasks.import_run import conclude, recorded_run
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.jsonpath import JsonPath
 from tasks.ledger import find_loaded_file, last_successful_start
 from tasks.mapping import CellFormats, field_problems
-from tasks.record_feed import RecordFeed
-from tasks.records import ChildRecords, RecordMapper
 from tasks.report import (
     FileReport,
     ImportReport,
@@ -63,7 +64,6 @@ from tasks.report import (
     run_job,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
-from tasks.spool import Spool
 from tasks.ui_schema import OptionalMapping, json_editor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -275,7 +275,7 @@ def _page_while_loading(
     report: ImportReport,
 ) -> tuple[CallOutcome, tuple[FileReport, list[Reject], list[str]]]:
     # The last call is a paging call: its load runs at the same time and gets each page as it arrives
-    # (tasks/record_feed.py), so fetching and loading overlap instead of adding up.
+    # (tasks/api/feed.py), so fetching and loading overlap instead of adding up.
     feed = RecordFeed()
     loading = load_records.submit(job, call.name, feed, report.run_id, rejects_dir)
     try:

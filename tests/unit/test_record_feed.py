@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from tasks.api.feed import RecordFeed
+from tasks.api.jsonpath import JsonValue
 from tasks.errors import CallFailedError, FeedAbandonedError
-from tasks.jsonpath import JsonValue
-from tasks.record_feed import RecordFeed
 
 
 def _produce(feed: RecordFeed, pages: int, per_page: int, errors: list[BaseException]) -> None:

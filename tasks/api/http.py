@@ -31,6 +31,7 @@ from tenacity import wait_exponential_jitter as exponential_jitter
 from tenacity.stop import stop_base
 
 from blocks.api import ApiConnection
+from tasks.api.jsonpath import JsonValue
 from tasks.errors import (
     BadFileError,
     ImportJobError,
@@ -38,7 +39,6 @@ from tasks.errors import (
     SourceUnavailableError,
     TokenUnavailableError,
 )
-from tasks.jsonpath import JsonValue
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Run one call of an API import job: its request, pages, polls or download, as one Prefect task.
 
 `run_call` is the task the flow runs for each call, in order; it resolves the call's value templates
-against what earlier calls left (``tasks/calls.py``), sends the requests (``tasks/http.py``), walks the
-pages (``tasks/pagination.py``) and writes every response to a spool file (``tasks/spool.py``) so the
+against what earlier calls left (``tasks/api/calls.py``), sends the requests (``tasks/api/http.py``), walks the
+pages (``tasks/api/paging.py``) and writes every response to a spool file (``tasks/api/spool.py``) so the
 records never pile up in memory. It returns a `CallOutcome`: the response later calls read, the
 captured variables, the spool (or the downloaded file) and the counts for the report.
 """
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.api import ApiConnection
 from blocks.run_cache import load_block
-from tasks.calls import (
+from tasks.api.calls import (
     CAPTURED,
     ApiCall,
     CallContext,
@@ -38,8 +38,8 @@ from tasks.calls import (
     resolve_body,
     resolve_value,
 )
-from tasks.errors import SourceRejectedError, SourceUnavailableError
-from tasks.http import (
+from tasks.api.feed import RecordFeed
+from tasks.api.http import (
     DEFAULT_MAX_BYTES,
     Download,
     RetryPolicy,
@@ -49,10 +49,10 @@ from tasks.http import (
     safe_url,
     send,
 )
-from tasks.jsonpath import JsonValue, compile_jsonpath, find_first
-from tasks.pagination import walk_pages
-from tasks.record_feed import RecordFeed
-from tasks.spool import Spool, SpoolWriter, export_spool
+from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
+from tasks.api.paging import walk_pages
+from tasks.api.spool import Spool, SpoolWriter, export_spool
+from tasks.errors import SourceRejectedError, SourceUnavailableError
 
 
 class HttpSettings(BaseModel):

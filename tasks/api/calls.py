@@ -29,9 +29,9 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
+from tasks.api.paging import PageNumberPaging
 from tasks.csv.reader import CsvFormat
-from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
-from tasks.pagination import PageNumberPaging
 from tasks.ui_schema import OptionalMapping, json_editor
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]

@@ -14,7 +14,7 @@ rows and `_line` is the parent record's position. A record with an empty (or no)
 the child table's key would be blank and the row rejected; such records are counted in one warning.
 
 Plain dotted paths (`$.a.b`) are read with `dict.get` column by column; other paths are compiled
-once (``tasks.jsonpath``).
+once (``tasks.api.jsonpath``).
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ from itertools import islice
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.csv.reader import LINE, RECORD
-from tasks.entities import Entity
-from tasks.jsonpath import (
+from tasks.api.jsonpath import (
     MULTI_SEPARATOR,
     WILDCARD,
     CompiledPath,
@@ -38,6 +36,8 @@ from tasks.jsonpath import (
     JsonValue,
     compile_jsonpath,
 )
+from tasks.csv.reader import LINE, RECORD
+from tasks.entities import Entity
 from tasks.mapping import MappingPlan, plan_mapping
 
 # Parsed JSON records cost several KB each as Python objects (a 1 KB record with nested lists is

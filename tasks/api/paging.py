@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
 from tasks.errors import BadFileError, SourceRejectedError
-from tasks.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
 
 GetPage = Callable[[dict[str, Any]], JsonValue]
 

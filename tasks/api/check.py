@@ -16,9 +16,9 @@ from datetime import datetime
 import httpx
 
 from blocks.api import ApiConnection
-from tasks.calls import ApiCall, CallContext, PagingPattern, as_text, render_path, resolve_value
+from tasks.api.calls import ApiCall, CallContext, PagingPattern, as_text, render_path, resolve_value
+from tasks.api.http import ConnectionAuth, RetryPolicy, decode_json, open_client, safe_url, send
 from tasks.errors import ImportJobError
-from tasks.http import ConnectionAuth, RetryPolicy, decode_json, open_client, safe_url, send
 
 CHECK_POLICY = RetryPolicy(max_attempts=2, initial_wait=0.5, max_wait=2.0, deadline_seconds=60.0)
 

@@ -16,8 +16,8 @@ import queue
 import threading
 from collections.abc import Iterator
 
+from tasks.api.jsonpath import JsonValue
 from tasks.errors import CallFailedError, FeedAbandonedError
-from tasks.jsonpath import JsonValue
 
 PAGES_IN_FLIGHT = 16
 _POLL_SECONDS = 0.2

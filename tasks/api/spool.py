@@ -17,10 +17,10 @@ from pathlib import Path
 
 import fsspec  # type: ignore[import-untyped]  # no stubs; one call used
 
-from tasks.calls import records_of
+from tasks.api.calls import records_of
+from tasks.api.jsonpath import JsonValue
+from tasks.api.paging import page_records
 from tasks.errors import SourceUnavailableError
-from tasks.jsonpath import JsonValue
-from tasks.pagination import page_records
 
 SUFFIX = ".ndjson.gz"
 COMPRESS_LEVEL = 1  # the file lives minutes; speed matters more than its size
