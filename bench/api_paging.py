@@ -169,9 +169,9 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
 
     from tasks.api.records import RecordMapper
     from tasks.csv.reader import CsvFormat
-    from tasks.entities import entity
-    from tasks.file_import import LoadSettings, import_batches
-    from tasks.mapping import CellFormats
+    from tasks.hub.entities import entity
+    from tasks.hub.load import LoadSettings, import_batches
+    from tasks.hub.mapping import CellFormats
 
     mapper = RecordMapper(MAPPING)
     started = time.perf_counter()

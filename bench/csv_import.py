@@ -103,8 +103,8 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
 
     from blocks.database import DatabaseConnection
     from tasks.csv.reader import CsvFormat
-    from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-    from tasks.mapping import CellFormats
+    from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
+    from tasks.hub.mapping import CellFormats
 
     digest = hashlib.sha256(path.name.encode()).hexdigest()  # the ledger's content hash; not timed
     source = SourceFile(f"/bench/{path.name}", path, path.stat().st_size, None, digest)

@@ -5,7 +5,7 @@ the source right now, before the job is scheduled:
 
 - a CSV job logs in to its FTP Connection, downloads the single file (or the first file of the inbound
   folder, oldest first) to a temporary folder, reads its header and first records with the CSV job's
-  reader (`tasks.csv.reader`), plans the mapping and validates the records (`tasks.mapping`);
+  reader (`tasks.csv.reader`), plans the mapping and validates the records (`tasks.hub.mapping`);
 - an API job runs its calls with the flow's own call machinery (`flows.import_json_from_api.run_call`),
   but a paging call asks for its first page only, and the preview stops before the first call whose
   method can change data on the API (POST, PUT, PATCH, DELETE) unless `allow_writes` is given. JSON
@@ -34,10 +34,10 @@ from tasks.api.calls import CallContext, CsvFile, DefaultPattern, DownloadPatter
 from tasks.api.jsonpath import JsonValue, find_first
 from tasks.api.records import RecordMapper
 from tasks.csv.reader import LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
-from tasks.entities import entity
 from tasks.errors import ImportJobError
 from tasks.files.session import open_session
-from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.hub.entities import entity
+from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
 
 DEFAULT_ROWS = 10
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

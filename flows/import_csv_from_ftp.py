@@ -21,9 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from blocks.database import hub_database, state_dir
 from blocks.ftp import FtpConnection
 from tasks.csv.reader import CsvFormat
-from tasks.entities import EntityName, entity
 from tasks.errors import ImportJobError
-from tasks.file_import import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
 from tasks.files.tasks import (
     RemoteFile,
     check_ftp_connection,
@@ -32,10 +30,12 @@ from tasks.files.tasks import (
     move_file,
     stat_source_file,
 )
+from tasks.hub.entities import EntityName, entity
+from tasks.hub.ledger import find_loaded_file, record_move
+from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
+from tasks.hub.mapping import CellFormats, field_problems
 from tasks.import_run import conclude, recorded_run
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.ledger import find_loaded_file, record_move
-from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
     FileReport,
     ImportReport,

@@ -42,9 +42,10 @@ from tasks.api.runner import CallOutcome, DownloadedFile, HttpSettings
 from tasks.api.runner import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
 from tasks.api.spool import Spool
 from tasks.csv.reader import CsvFormat
-from tasks.entities import EntityName, entity
 from tasks.errors import FeedAbandonedError, ImportJobError
-from tasks.file_import import (
+from tasks.hub.entities import EntityName, entity
+from tasks.hub.ledger import find_loaded_file, last_successful_start
+from tasks.hub.load import (
     HubTarget,
     LoadSettings,
     RejectThresholdPercent,
@@ -52,10 +53,9 @@ from tasks.file_import import (
     import_batches,
     load_file,
 )
+from tasks.hub.mapping import CellFormats, field_problems
 from tasks.import_run import conclude, recorded_run
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.ledger import find_loaded_file, last_successful_start
-from tasks.mapping import CellFormats, field_problems
 from tasks.report import (
     FileReport,
     ImportReport,

@@ -19,8 +19,8 @@ from prefect.logging import get_run_logger
 
 from blocks.database import hub_database
 from tasks.errors import ImportJobError
-from tasks.ledger import finish_run, start_run
-from tasks.report import ImportReport, final_state, publish_artifacts, render_text, run_summary, run_totals
+from tasks.hub.ledger import RunTotals, finish_run, start_run
+from tasks.report import ImportReport, final_state, publish_artifacts, render_text, run_summary
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -65,3 +65,15 @@ def conclude(report: ImportReport) -> State:
     publish_artifacts(report)
     get_run_logger().info("\n%s", render_text(report))
     return final_state(report)
+
+
+def run_totals(report: ImportReport) -> RunTotals:
+    """Return the counts of the run history row."""
+    return RunTotals(
+        files=len(report.files),
+        rows_read=report.total("rows_read"),
+        inserted=report.total("inserted"),
+        updated=report.total("updated"),
+        unchanged=report.total("unchanged"),
+        rejected=report.total("rejected"),
+    )

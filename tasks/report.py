@@ -12,7 +12,6 @@ import polars as pl
 from pydantic import BaseModel, Field
 
 from tasks.errors import ImportFailedError
-from tasks.ledger import RunTotals
 
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 RunStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
@@ -120,7 +119,7 @@ class RejectSink:
         self.sample: list[Reject] = []
 
     def add(self, rejects: pl.DataFrame) -> None:
-        """Append a frame of rejects (columns of `tasks.mapping.REJECT_SCHEMA`)."""
+        """Append a frame of rejects (columns of `tasks.hub.mapping.REJECT_SCHEMA`)."""
         if rejects.height == 0:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,18 +238,6 @@ def publish_artifacts(report: ImportReport) -> None:
 def _artifact_key(job: str) -> str:
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in job.lower()).strip("-")
     return "-".join(part for part in cleaned.split("-") if part) or "import"
-
-
-def run_totals(report: ImportReport) -> RunTotals:
-    """Return the counts of the run history row."""
-    return RunTotals(
-        files=len(report.files),
-        rows_read=report.total("rows_read"),
-        inserted=report.total("inserted"),
-        updated=report.total("updated"),
-        unchanged=report.total("unchanged"),
-        rejected=report.total("rejected"),
-    )
 
 
 def run_summary(report: ImportReport) -> str:

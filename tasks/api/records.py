@@ -37,8 +37,8 @@ from tasks.api.jsonpath import (
     compile_jsonpath,
 )
 from tasks.csv.reader import LINE, RECORD
-from tasks.entities import Entity
-from tasks.mapping import MappingPlan, plan_mapping
+from tasks.hub.entities import Entity
+from tasks.hub.mapping import MappingPlan, plan_mapping
 
 # Parsed JSON records cost several KB each as Python objects (a 1 KB record with nested lists is
 # ~5-8 KB), so a batch of 50,000 held ~400 MB: 10,000 keeps a run's memory near the CSV path's.

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from tasks.csv.reader import CsvFormat, Encoding
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.mapping import CellFormats
+from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
+from tasks.hub.mapping import CellFormats
 from tasks.report import FileReport, Reject
 
 SUPPLIERS = "Supplier External Id,Supplier Name,Description\n"

@@ -16,11 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from tasks.csv.reader import CsvFormat, Encoding
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.ledger import find_loaded
-from tasks.mapping import CellFormats
+from tasks.hub.ledger import find_loaded
+from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
+from tasks.hub.mapping import CellFormats
+from tasks.hub.schema import ledger
 from tasks.report import REJECT_SAMPLE, FileReport, Reject
-from tasks.schema import ledger
 
 JOB = "test-job"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tasks.csv.reader import CsvFormat
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.mapping import CellFormats
+from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
+from tasks.hub.mapping import CellFormats
 from tasks.report import FileReport
 
 

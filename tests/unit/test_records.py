@@ -11,9 +11,9 @@ import pytest
 
 from tasks.api.records import RecordMapper, cell_text
 from tasks.api.spool import SpoolWriter, export_spool
-from tasks.entities import entity
 from tasks.errors import SourceUnavailableError
-from tasks.mapping import CellFormats, validate_batch
+from tasks.hub.entities import entity
+from tasks.hub.mapping import CellFormats, validate_batch
 
 RECORDS = [
     {

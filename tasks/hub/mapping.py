@@ -19,8 +19,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.csv.reader import EXTRA, FIELDS, LINE, RECORD
-from tasks.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
 from tasks.errors import BadFileError
+from tasks.hub.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
 
 MISSING, NOT_ALLOWED, NOT_BOOLEAN, TOO_LONG, WRONG_FORMAT = (
     "F-E-001",

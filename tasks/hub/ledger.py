@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from tasks.errors import SourceUnavailableError
-from tasks.schema import ensure_system_tables, ledger, runs
+from tasks.hub.schema import ensure_system_tables, ledger, runs
 
 LOADED_OUTCOMES = ("SUCCESS", "PARTIAL")
 ABANDONED = (

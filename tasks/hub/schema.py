@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tasks.entities import CUSTOM_FIELDS_COLUMN, FieldType, TableSpec
+from tasks.hub.entities import CUSTOM_FIELDS_COLUMN, FieldType, TableSpec
 
 CREATED_AT, UPDATED_AT = "_created_at", "_updated_at"
 

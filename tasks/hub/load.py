@@ -24,13 +24,13 @@ from pydantic import Field
 
 from blocks.database import hub_database
 from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
-from tasks.entities import entity as entity_named
 from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceededError
-from tasks.ledger import record_file
-from tasks.load import Staging
-from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.hub.entities import entity as entity_named
+from tasks.hub.ledger import record_file
+from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.hub.schema import ensure_system_tables
+from tasks.hub.staging import Staging
 from tasks.report import FileReport, Reject, RejectSink, TableResult
-from tasks.schema import ensure_system_tables
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 

@@ -1,0 +1,86 @@
+"""The hub database: what a batch must hold, the entities, and loading batches into them in one transaction.
+
+- ``entities``: the entity catalogue (tables, fields, types, keys); ``schema``: their tables and the
+  system tables (runs, ledger); ``ledger``: runs and loaded files recorded in the hub.
+- ``mapping``: source columns -> entity fields, and validation of a batch (rejects with their codes).
+- ``staging``: batches staged in temporary tables, new keys checked, merged into the entity tables.
+- ``load``: one file's (or one API run's) batches loaded whole or not at all, and ledgered.
+
+The names below are the package's public face; everything else is private to it.
+"""
+
+from __future__ import annotations
+
+from tasks.hub.entities import (
+    CUSTOM_FIELD_PREFIX,
+    CUSTOM_FIELDS_COLUMN,
+    ENTITIES,
+    Entity,
+    EntityName,
+    TableSpec,
+    entity,
+)
+from tasks.hub.ledger import (
+    ABANDONED,
+    RunTotals,
+    find_loaded,
+    find_loaded_file,
+    finish_run,
+    last_successful_start,
+    record_move,
+    start_run,
+)
+from tasks.hub.load import (
+    HubTarget,
+    LoadSettings,
+    RejectThresholdPercent,
+    SourceFile,
+    import_batches,
+    import_csv_file,
+    load_file,
+)
+from tasks.hub.mapping import (
+    NUL_BYTE,
+    REJECT_SCHEMA,
+    TOO_FEW_FIELDS,
+    TOO_MANY_FIELDS,
+    CellFormats,
+    MappingPlan,
+    field_problems,
+    plan_mapping,
+    validate_batch,
+)
+
+__all__ = [
+    "ABANDONED",
+    "CUSTOM_FIELDS_COLUMN",
+    "CUSTOM_FIELD_PREFIX",
+    "ENTITIES",
+    "NUL_BYTE",
+    "REJECT_SCHEMA",
+    "TOO_FEW_FIELDS",
+    "TOO_MANY_FIELDS",
+    "CellFormats",
+    "Entity",
+    "EntityName",
+    "HubTarget",
+    "LoadSettings",
+    "MappingPlan",
+    "RejectThresholdPercent",
+    "RunTotals",
+    "SourceFile",
+    "TableSpec",
+    "entity",
+    "field_problems",
+    "find_loaded",
+    "find_loaded_file",
+    "finish_run",
+    "import_batches",
+    "import_csv_file",
+    "last_successful_start",
+    "load_file",
+    "plan_mapping",
+    "record_move",
+    "start_run",
+    "validate_batch",
+]
