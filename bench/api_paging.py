@@ -212,7 +212,7 @@ def run_flow(port: int, page_size: int, work: Path) -> tuple[float, Any]:
     from blocks.api import ApiConnection
     from blocks.database import DatabaseConnection
     from flows.import_json_from_api import ApiImportJob, import_json_from_api
-    from tasks.report import run_job
+    from tasks.run.report import run_job
 
     ApiConnection(base_url=f"http://127.0.0.1:{port}/").save("bench-api", overwrite=True)
     database = work / f"hub-{page_size}.db"

@@ -34,9 +34,9 @@ from tasks.hub.entities import EntityName, entity
 from tasks.hub.ledger import find_loaded_file, record_move
 from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
 from tasks.hub.mapping import CellFormats, field_problems
-from tasks.import_run import conclude, recorded_run
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.report import (
+from tasks.run.history import conclude, recorded_run
+from tasks.run.report import (
     FileReport,
     ImportReport,
     render_text,

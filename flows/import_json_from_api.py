@@ -54,9 +54,9 @@ from tasks.hub.load import (
     load_file,
 )
 from tasks.hub.mapping import CellFormats, field_problems
-from tasks.import_run import conclude, recorded_run
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.report import (
+from tasks.run.history import conclude, recorded_run
+from tasks.run.report import (
     FileReport,
     ImportReport,
     Reject,

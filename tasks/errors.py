@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tasks.report import ImportReport
+    from tasks.run.report import ImportReport
 
 __all__ = [
     "BadFileError",

@@ -40,7 +40,7 @@ from prefect.exceptions import MissingContextError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import BadFileError, ShellStepError
-from tasks.report import ImportReport
+from tasks.run.report import ImportReport
 
 logger = logging.getLogger(__name__)
 

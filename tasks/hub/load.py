@@ -30,7 +30,7 @@ from tasks.hub.ledger import record_file
 from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging
-from tasks.report import FileReport, Reject, RejectSink, TableResult
+from tasks.run.report import FileReport, Reject, RejectSink, TableResult
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from tasks.csv.reader import CsvFormat, Encoding
 from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
 from tasks.hub.mapping import CellFormats
-from tasks.report import FileReport, Reject
+from tasks.run.report import FileReport, Reject
 
 SUPPLIERS = "Supplier External Id,Supplier Name,Description\n"
 

@@ -20,7 +20,7 @@ from tasks.hub.ledger import find_loaded
 from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
 from tasks.hub.mapping import CellFormats
 from tasks.hub.schema import ledger
-from tasks.report import REJECT_SAMPLE, FileReport, Reject
+from tasks.run.report import REJECT_SAMPLE, FileReport, Reject
 
 JOB = "test-job"
 

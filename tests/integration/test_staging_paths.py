@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from tasks.csv.reader import CsvFormat
 from tasks.hub.load import LoadSettings, SourceFile, import_csv_file
 from tasks.hub.mapping import CellFormats
-from tasks.report import FileReport
+from tasks.run.report import FileReport
 
 
 def _load(engine: sa.Engine, folder: Path, text: str) -> FileReport:

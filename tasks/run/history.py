@@ -20,7 +20,7 @@ from prefect.logging import get_run_logger
 from blocks.database import hub_database
 from tasks.errors import ImportJobError
 from tasks.hub.ledger import RunTotals, finish_run, start_run
-from tasks.report import ImportReport, final_state, publish_artifacts, render_text, run_summary
+from tasks.run.report import ImportReport, final_state, publish_artifacts, render_text, run_summary
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
