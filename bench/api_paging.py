@@ -168,7 +168,6 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
     import sqlalchemy as sa
 
     from tasks.api.records import RecordMapper
-    from tasks.csv.reader import CsvFormat
     from tasks.hub.entities import entity
     from tasks.hub.load import LoadSettings, import_batches
     from tasks.hub.mapping import CellFormats
@@ -185,7 +184,6 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
         run_id="bench",
         entity="products",
         mapping=None,
-        csv=CsvFormat(delimiter=","),
         formats=CellFormats(),
         reject_threshold_percent=100.0,
     )

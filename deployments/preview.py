@@ -33,9 +33,10 @@ from flows.import_json_from_api import ApiImportJob, run_call
 from tasks.api.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
 from tasks.api.jsonpath import JsonValue, find_first
 from tasks.api.records import RecordMapper
-from tasks.csv.reader import LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
+from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.errors import ImportJobError
 from tasks.files.session import open_session
+from tasks.hub.contract import LINE, RECORD
 from tasks.hub.entities import entity
 from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blocks.database import hub_database, state_dir
 from blocks.ftp import FtpConnection
+from tasks.csv.load import load_file
 from tasks.csv.reader import CsvFormat
 from tasks.errors import ImportJobError
 from tasks.files.tasks import (
@@ -32,7 +33,7 @@ from tasks.files.tasks import (
 )
 from tasks.hub.entities import EntityName, entity
 from tasks.hub.ledger import find_loaded_file, record_move
-from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
+from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.run.history import conclude, recorded_run
@@ -211,7 +212,7 @@ def _download_load_move(
         with before_import(job.before_import, downloaded.local_path, facts) as local_path:
             source = SourceFile(remote.path, local_path, remote.size, remote.modified, downloaded.sha256)
             report, rejects = load_file(
-                job.target, source, _settings(job, run_id), state_dir() / "rejects" / run_id
+                job.target, source, job.csv, _settings(job, run_id), state_dir() / "rejects" / run_id
             )
     finally:
         downloaded.local_path.unlink(missing_ok=True)
@@ -245,7 +246,6 @@ def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
         run_id=run_id,
         entity=job.entity,
         mapping=job.mapping,
-        csv=job.csv,
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
     )

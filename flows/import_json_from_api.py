@@ -41,7 +41,7 @@ from tasks.api.records import ChildRecords, RecordMapper
 from tasks.api.runner import CallOutcome, DownloadedFile, HttpSettings
 from tasks.api.runner import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
 from tasks.api.spool import Spool
-from tasks.csv.reader import CsvFormat
+from tasks.csv.load import load_file
 from tasks.errors import FeedAbandonedError, ImportJobError
 from tasks.hub.entities import EntityName, entity
 from tasks.hub.ledger import find_loaded_file, last_successful_start
@@ -51,7 +51,6 @@ from tasks.hub.load import (
     RejectThresholdPercent,
     SourceFile,
     import_batches,
-    load_file,
 )
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
@@ -198,13 +197,11 @@ def load_records(
 
 
 def _settings(job: ApiImportJob, run_id: str, csv: CsvFile | None) -> LoadSettings:
-    # JSON records need no CSV format: the placeholder is never read (import_batches gets the plan).
     return LoadSettings(
         job=job.name,
         run_id=run_id,
         entity=job.entity,
         mapping=csv.mapping if csv else None,
-        csv=csv.csv if csv else CsvFormat(delimiter=","),
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
     )
@@ -312,7 +309,7 @@ def _load_download(
     facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": downloaded.url}
     with before_import(job.before_import, downloaded.local_path, facts) as local_path:
         source = SourceFile(downloaded.url, local_path, downloaded.size, None, downloaded.sha256)
-        return load_file(job.target, source, _settings(job, run_id, csv), rejects_dir)
+        return load_file(job.target, source, csv.csv, _settings(job, run_id, csv), rejects_dir)
 
 
 def load_job(path: Path) -> ApiImportJob:

@@ -36,7 +36,7 @@ from tasks.api.jsonpath import (
     JsonValue,
     compile_jsonpath,
 )
-from tasks.csv.reader import LINE, RECORD
+from tasks.hub.contract import LINE, RECORD
 from tasks.hub.entities import Entity
 from tasks.hub.mapping import MappingPlan, plan_mapping
 

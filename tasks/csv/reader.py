@@ -24,11 +24,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import BadFileError
+from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD
 
-RECORD = "_record"
-LINE = "_line"
-FIELDS = "_fields"  # a ragged record's number of fields (only in batches that hold ragged records)
-EXTRA = "_extra_field"  # a record's first field beyond the header's columns, if it has one
 DELIMITERS = (",", ";")
 Encoding = Literal["utf-8", "windows-1252", "iso-8859-1", "iso-8859-15"]
 _TRANSCODE_CHUNK = 1 << 20

@@ -2,6 +2,8 @@
 
 - ``entities``: the entity catalogue (tables, fields, types, keys); ``schema``: their tables and the
   system tables (runs, ledger); ``ledger``: runs and loaded files recorded in the hub.
+- ``contract``: the batch contract every source hands the hub (record and line columns) and the
+  reject schema and codes.
 - ``mapping``: source columns -> entity fields, and validation of a batch (rejects with their codes).
 - ``staging``: batches staged in temporary tables, new keys checked, merged into the entity tables.
 - ``load``: one file's (or one API run's) batches loaded whole or not at all, and ledgered.
@@ -11,6 +13,21 @@ The names below are the package's public face; everything else is private to it.
 
 from __future__ import annotations
 
+from tasks.hub.contract import (
+    EXTRA,
+    FIELDS,
+    LINE,
+    MISSING,
+    NOT_ALLOWED,
+    NOT_BOOLEAN,
+    NUL_BYTE,
+    RECORD,
+    REJECT_SCHEMA,
+    TOO_FEW_FIELDS,
+    TOO_LONG,
+    TOO_MANY_FIELDS,
+    WRONG_FORMAT,
+)
 from tasks.hub.entities import (
     CUSTOM_FIELD_PREFIX,
     CUSTOM_FIELDS_COLUMN,
@@ -36,14 +53,9 @@ from tasks.hub.load import (
     RejectThresholdPercent,
     SourceFile,
     import_batches,
-    import_csv_file,
-    load_file,
+    load_prepared,
 )
 from tasks.hub.mapping import (
-    NUL_BYTE,
-    REJECT_SCHEMA,
-    TOO_FEW_FIELDS,
-    TOO_MANY_FIELDS,
     CellFormats,
     MappingPlan,
     field_problems,
@@ -56,10 +68,19 @@ __all__ = [
     "CUSTOM_FIELDS_COLUMN",
     "CUSTOM_FIELD_PREFIX",
     "ENTITIES",
+    "EXTRA",
+    "FIELDS",
+    "LINE",
+    "MISSING",
+    "NOT_ALLOWED",
+    "NOT_BOOLEAN",
     "NUL_BYTE",
+    "RECORD",
     "REJECT_SCHEMA",
     "TOO_FEW_FIELDS",
+    "TOO_LONG",
     "TOO_MANY_FIELDS",
+    "WRONG_FORMAT",
     "CellFormats",
     "Entity",
     "EntityName",
@@ -76,9 +97,8 @@ __all__ = [
     "find_loaded_file",
     "finish_run",
     "import_batches",
-    "import_csv_file",
     "last_successful_start",
-    "load_file",
+    "load_prepared",
     "plan_mapping",
     "record_move",
     "start_run",

@@ -1,8 +1,9 @@
-"""Import one downloaded CSV file into the hub database in one transaction, and ledger it.
+"""Load one source's batches into the hub database in one transaction, and ledger it.
 
-This is the "load" step of the CSV job (and, through `import_batches`, of the API job's records): transcode if needed, read the header, plan the mapping,
-then parse, validate and stage batch by batch, check new keys against the database, check the
-reject threshold, merge, write the ledger entry and commit. Any failure rolls the whole file back.
+This is the "load" step of both jobs (a CSV file through `tasks.csv.load`, an API run's records through
+`import_batches`): plan the mapping, then validate and stage batch by batch, check new keys against
+the database, check the reject threshold, merge, write the ledger entry and commit. Any failure rolls
+the whole load back.
 """
 
 from __future__ import annotations
@@ -17,17 +18,11 @@ from typing import Annotated
 
 import polars as pl
 import sqlalchemy as sa
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
 from pydantic import Field
 
-from blocks.database import hub_database
-from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceededError
-from tasks.hub.entities import entity as entity_named
 from tasks.hub.ledger import record_file
-from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.hub.mapping import CellFormats, MappingPlan, validate_batch
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging
 from tasks.run.report import FileReport, Reject, RejectSink, TableResult
@@ -54,7 +49,6 @@ class LoadSettings:
     run_id: str
     entity: str
     mapping: Mapping[str, str] | None
-    csv: CsvFormat
     formats: CellFormats
     reject_threshold_percent: float
 
@@ -74,29 +68,28 @@ RejectThresholdPercent = Annotated[
 ]
 
 
-def import_csv_file(
-    engine: sa.Engine, source: SourceFile, settings: LoadSettings, *, rejects_dir: Path, logger: RunLogger
+Prepare = Callable[[FileReport], tuple[MappingPlan, Iterable[pl.DataFrame]]]
+
+
+def load_prepared(
+    engine: sa.Engine,
+    name: str,
+    prepare: Prepare,
+    settings: LoadSettings,
+    *,
+    rejects_dir: Path,
+    logger: RunLogger,
+    ledger_source: SourceFile | None = None,
 ) -> tuple[FileReport, list[Reject]]:
-    """Load `source` whole or not at all; return its report and its first rejects."""
-    name = source.remote_path
+    """Load the batches `prepare` plans and yields, whole or not at all; return the report and first rejects.
 
-    def prepare(report: FileReport) -> tuple[MappingPlan, Iterable[pl.DataFrame]]:
-        utf8 = to_utf8(source.local_path, settings.csv.encoding, name=name)
-        header = read_header(utf8, settings.csv.delimiter, name=name)
-        plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
-        report.ignored_columns = list(plan.ignored_columns)
-        return plan, iter_batches(utf8, settings.csv, header, name=name)
-
-    try:
-        report, rejects = _import(
-            engine, _new_report(name, source), prepare, settings, rejects_dir, logger, source
-        )
-    finally:
-        for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
-            leftover.unlink(missing_ok=True)
-    if report.status != "FAILED" and report.rows_read == 0:
-        report.message = "The file has a header and no data rows."
-    return report, rejects
+    `prepare` runs inside the load, so a source that cannot be read fails this load's report (it may
+    fill the report's `ignored_columns`). `name` labels the report and the rejects file; with
+    `ledger_source` the load is ledgered as that file.
+    """
+    return _import(
+        engine, _new_report(name, ledger_source), prepare, settings, rejects_dir, logger, ledger_source
+    )
 
 
 def import_batches(
@@ -137,7 +130,7 @@ def _new_report(name: str, source: SourceFile | None) -> FileReport:
 def _import(
     engine: sa.Engine,
     report: FileReport,
-    prepare: Callable[[FileReport], tuple[MappingPlan, Iterable[pl.DataFrame]]],
+    prepare: Prepare,
     settings: LoadSettings,
     rejects_dir: Path,
     logger: RunLogger,
@@ -274,15 +267,3 @@ def _check_threshold(report: FileReport, threshold_percent: float) -> None:
             f"`reject_threshold_percent` of {threshold_percent:g} %: nothing from this file was loaded. "
             "Fix the rejected rows (see the rejects), or raise the threshold."
         )
-
-
-@task(name="load-file", cache_policy=NO_CACHE)
-def load_file(
-    target: str | None, source: SourceFile, settings: LoadSettings, rejects_dir: Path
-) -> tuple[FileReport, list[Reject]]:
-    """Load one downloaded file into the hub database (one transaction) and ledger it."""
-    engine = hub_database(target).engine()
-    try:
-        return import_csv_file(engine, source, settings, rejects_dir=rejects_dir, logger=get_run_logger())
-    finally:
-        engine.dispose()

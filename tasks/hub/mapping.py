@@ -18,28 +18,25 @@ from functools import partial
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.csv.reader import EXTRA, FIELDS, LINE, RECORD
 from tasks.errors import BadFileError
+from tasks.hub.contract import (
+    EXTRA,
+    FIELDS,
+    LINE,
+    MISSING,
+    NOT_ALLOWED,
+    NOT_BOOLEAN,
+    NUL_BYTE,
+    RECORD,
+    REJECT_SCHEMA,
+    TOO_FEW_FIELDS,
+    TOO_LONG,
+    TOO_MANY_FIELDS,
+    WRONG_FORMAT,
+)
 from tasks.hub.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
 
-MISSING, NOT_ALLOWED, NOT_BOOLEAN, TOO_LONG, WRONG_FORMAT = (
-    "F-E-001",
-    "F-E-008",
-    "F-E-009",
-    "F-E-010",
-    "F-E-012",
-)
-# Not domain codes: the file's shape (fields per record) and bytes no database column can store.
-TOO_MANY_FIELDS, TOO_FEW_FIELDS, NUL_BYTE = "CSV-E-001", "CSV-E-002", "CSV-E-003"
 CUSTOM_FIELDS_GIVEN = "_custom_fields_given"
-REJECT_SCHEMA = {
-    "record": pl.Int64,
-    "line": pl.Int64,
-    "column": pl.String,
-    "value": pl.String,
-    "code": pl.String,
-    "message": pl.String,
-}
 _INTEGER = r"^[+-]?\d+$"
 _DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,2})?$"  # a bounded exponent: both databases hold it
 _DATETIME_FORMATS_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z")

@@ -20,9 +20,9 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from tasks.csv.reader import LINE, RECORD
+from tasks.hub.contract import LINE, MISSING, RECORD, REJECT_SCHEMA
 from tasks.hub.entities import CUSTOM_FIELDS_COLUMN, TableSpec
-from tasks.hub.mapping import CUSTOM_FIELDS_GIVEN, MISSING, REJECT_SCHEMA, MappingPlan
+from tasks.hub.mapping import CUSTOM_FIELDS_GIVEN, MappingPlan
 from tasks.hub.schema import CREATED_AT, UPDATED_AT, column_type, ensure_table, json_type, quote
 
 _ROWS_PER_INSERT = 100  # SQLite staging: rows per INSERT statement (x columns stays far below 32,766)
