@@ -139,7 +139,7 @@ def fetch(port: int, page_size: int, concurrency: int, work: Path) -> tuple[floa
     from blocks.api import ApiConnection
     from tasks.api.calls import ApiCall
     from tasks.api.http import open_client
-    from tasks.api.runner import HttpSettings, _pages, _Request
+    from tasks.api.runner import CallRequest, HttpSettings, page_call
 
     paging = {
         "kind": "paging",
@@ -156,10 +156,10 @@ def fetch(port: int, page_size: int, concurrency: int, work: Path) -> tuple[floa
     http = HttpSettings()
     connection = ApiConnection(base_url=f"http://127.0.0.1:{port}/")
     with open_client(connection) as client:
-        request = _Request(client, call, "products", {}, {}, None, http, http.policy().deadline())
+        request = CallRequest(client, call, "products", {}, {}, None, http, http.policy().deadline())
         started = time.perf_counter()
         assert call.pattern.kind == "paging"
-        outcome = _pages(request, call.pattern, work)  # type: ignore[arg-type]
+        outcome = page_call(request, call.pattern, work, None)  # type: ignore[arg-type]
         return time.perf_counter() - started, outcome
 
 

@@ -42,6 +42,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.errors import BadFileError, ShellStepError
 from tasks.run.report import ImportReport
 
+__all__ = [
+    "AfterImportStep",
+    "BeforeImportStep",
+    "ShellStep",
+    "StepResult",
+    "after_import",
+    "before_import",
+    "chosen_file",
+    "command_text",
+    "failure_message",
+    "run_facts",
+    "run_shell_step",
+]
+
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 10

@@ -132,7 +132,7 @@ class CallOutcome:
 
 
 @dataclass(frozen=True)
-class _Request:
+class CallRequest:
     client: httpx.Client
     call: ApiCall
     path: str
@@ -224,7 +224,7 @@ def _execute(
         return _download(client, call, pattern, context, http, deadline, work_dir)
     where = f"call {call.name!r}"
     values = {k: resolve_value(v, context, where=f"{where} path {k}") for k, v in call.path_variables.items()}
-    request = _Request(
+    request = CallRequest(
         client,
         call,
         render_path(call.path, values),
@@ -235,7 +235,7 @@ def _execute(
         deadline,
     )
     if isinstance(pattern, PagingPattern):
-        return _pages(request, pattern, work_dir, feed)
+        return page_call(request, pattern, work_dir, feed)
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
     body = decode_json(request.send())
@@ -252,7 +252,9 @@ def _spool_path(work_dir: Path, call: ApiCall) -> Path:
     return work_dir / f"{call.name}-{uuid.uuid4().hex[:8]}.ndjson.gz"
 
 
-def _pages(request: _Request, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None) -> CallOutcome:
+def page_call(
+    request: CallRequest, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None
+) -> CallOutcome:
     raw: dict[Any, bytes] = {}  # each page's body as received, by page number, until spooled
 
     def get_page(params: dict[str, Any]) -> JsonValue:
@@ -277,7 +279,7 @@ def _pages(request: _Request, paging: PagingPattern, work_dir: Path, feed: Recor
     return CallOutcome(body=first, spool=spool, pages=walk.pages, warnings=list(walk.warnings))
 
 
-def _poll(request: _Request, retry: RetryPattern, work_dir: Path) -> CallOutcome:
+def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutcome:
     status, value = 0, None
     for attempt in range(1, retry.max_attempts + 1):
         response = request.send()
