@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from blocks.api import ApiConnection
 from blocks.database import hub_database, state_dir
-from flows.import_csv_from_ftp import JOB_NAME
+from flows._job import JOB_NAME, command_line, load_job_file
 from tasks.api.calls import (
     ApiCall,
     CallContext,
@@ -59,8 +59,6 @@ from tasks.run.report import (
     FileReport,
     ImportReport,
     Reject,
-    render_text,
-    run_job,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.ui_schema import OptionalMapping, json_editor
@@ -309,15 +307,12 @@ def _load_download(
     facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": downloaded.url}
     with before_import(job.before_import, downloaded.local_path, facts) as local_path:
         source = SourceFile(downloaded.url, local_path, downloaded.size, None, downloaded.sha256)
-        return load_file(job.target, source, csv.csv, _settings(job, run_id, csv), rejects_dir)
+        return load_file(engine, source, csv.csv, _settings(job, run_id, csv), rejects_dir)
 
 
 def load_job(path: Path) -> ApiImportJob:
     """Read a job from a YAML file holding either the job itself or `{job: ...}`."""
-    import yaml
-
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return ApiImportJob.model_validate(document.get("job", document))
+    return load_job_file(ApiImportJob, path)
 
 
 def check_job_connection(job: ApiImportJob) -> CheckResult:
@@ -331,24 +326,20 @@ def check_job_connection(job: ApiImportJob) -> CheckResult:
     )
 
 
+def _check(job: ApiImportJob) -> int:
+    result = check_job_connection(job)
+    for line in [*(f"problem: {p}" for p in result.problems), *result.notes]:
+        print(line)
+    if not result.problems:
+        print(f"{job.connection}: connection OK")
+    return 1 if result.problems else 0
+
+
 def main(argv: list[str]) -> int:
     """Run (or, with --check, test the connection of) the job file given on the command line."""
-    check = "--check" in argv
-    paths = [arg for arg in argv if arg != "--check"]
-    if len(paths) != 1:
-        print("usage: python -m flows.import_json_from_api [--check] JOB.yaml", file=sys.stderr)
-        return 2
-    job = load_job(Path(paths[0]))
-    if check:
-        result = check_job_connection(job)
-        for line in [*(f"problem: {p}" for p in result.problems), *result.notes]:
-            print(line)
-        if not result.problems:
-            print(f"{job.connection}: connection OK")
-        return 1 if result.problems else 0
-    state, report = run_job(import_json_from_api, job)
-    print(render_text(report) if report else f"{state.name}: {state.message}")
-    return 0 if state.is_completed() else 1
+    return command_line(
+        argv, module="flows.import_json_from_api", model=ApiImportJob, flow=import_json_from_api, check=_check
+    )
 
 
 if __name__ == "__main__":

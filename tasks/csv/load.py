@@ -12,7 +12,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from blocks.database import hub_database
 from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.hub.entities import entity as entity_named
 from tasks.hub.load import LoadSettings, RunLogger, SourceFile, load_prepared
@@ -53,13 +52,7 @@ def import_csv_file(
 
 @task(name="load-file", cache_policy=NO_CACHE)
 def load_file(
-    target: str | None, source: SourceFile, csv: CsvFormat, settings: LoadSettings, rejects_dir: Path
+    engine: sa.Engine, source: SourceFile, csv: CsvFormat, settings: LoadSettings, rejects_dir: Path
 ) -> tuple[FileReport, list[Reject]]:
-    """Load one downloaded file into the hub database (one transaction) and ledger it."""
-    engine = hub_database(target).engine()
-    try:
-        return import_csv_file(
-            engine, source, csv, settings, rejects_dir=rejects_dir, logger=get_run_logger()
-        )
-    finally:
-        engine.dispose()
+    """Load one downloaded file into the hub database (the run's engine; one transaction) and ledger it."""
+    return import_csv_file(engine, source, csv, settings, rejects_dir=rejects_dir, logger=get_run_logger())
