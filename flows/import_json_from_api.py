@@ -17,32 +17,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.logging import get_run_logger
 from pydantic import ConfigDict, Field, model_validator
 
 from blocks.api import ApiConnection
-from blocks.database import hub_database, state_dir
+from blocks.database import state_dir
 from flows._job import JOB_NAME, command_line, load_job_file
 from tasks.api.calls import (
     ApiCall,
     CallContext,
     CsvFile,
     DownloadPattern,
-    PagingPattern,
     check_chain,
 )
 from tasks.api.check import CheckResult, check_api_connection
-from tasks.api.feed import RecordFeed
 from tasks.api.jsonpath import JsonPath
-from tasks.api.records import ChildRecords, RecordMapper
-from tasks.api.runner import CallOutcome, DownloadedFile, HttpSettings
+from tasks.api.pipeline import load_records, run_calls
+from tasks.api.records import ChildRecords, RecordMapper, record_mapper
+from tasks.api.runner import DownloadedFile, HttpSettings
 from tasks.api.runner import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
-from tasks.api.spool import Spool
 from tasks.csv.load import load_file
-from tasks.errors import FeedAbandonedError, ImportJobError
 from tasks.hub.entities import EntityName, entity
 from tasks.hub.ledger import find_loaded_file, last_successful_start
 from tasks.hub.load import (
@@ -50,7 +45,6 @@ from tasks.hub.load import (
     LoadSettings,
     RejectThresholdPercent,
     SourceFile,
-    import_batches,
 )
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
@@ -153,10 +147,7 @@ class ApiImportJob(JobModel):
     def record_mapper(self) -> RecordMapper:
         """Return the compiled mapping of the job's records (and child records)."""
         assert self.mapping is not None
-        children = self.children
-        if children is None:
-            return RecordMapper(self.mapping)
-        return RecordMapper(self.mapping, child_path=children.path, child_mapping=children.mapping)
+        return record_mapper(self.mapping, self.children)
 
 
 def _csv_download(call: ApiCall) -> CsvFile | None:
@@ -164,34 +155,6 @@ def _csv_download(call: ApiCall) -> CsvFile | None:
     if isinstance(pattern, DownloadPattern) and isinstance(pattern.format, CsvFile):
         return pattern.format
     return None
-
-
-@task(name="load-records", cache_policy=NO_CACHE)
-def load_records(
-    job: ApiImportJob, name: str, records: Spool | RecordFeed, run_id: str, rejects_dir: Path
-) -> tuple[FileReport, list[Reject], list[str]]:
-    """Map, validate and load the records (spooled, or fed by a running call) in one transaction.
-
-    Returns the report, the rejects and the mapping's warnings.
-    """
-    mapper = job.record_mapper()
-    plan = mapper.plan(entity(job.entity), name=name)
-    engine = hub_database(job.target).engine()
-    try:
-        report, rejects = import_batches(
-            engine,
-            name,
-            mapper.batches(records.records_iter(), page=name),
-            plan,
-            _settings(job, run_id, None),
-            rejects_dir=rejects_dir,
-            logger=get_run_logger(),
-        )
-    finally:
-        engine.dispose()
-        if isinstance(records, RecordFeed):
-            records.close()
-    return report, rejects, mapper.warnings
 
 
 def _settings(job: ApiImportJob, run_id: str, csv: CsvFile | None) -> LoadSettings:
@@ -226,25 +189,24 @@ def _run_calls_and_load(
     work.mkdir(parents=True, exist_ok=True)
     rejects_dir = state_dir() / "rejects" / report.run_id
     with tempfile.TemporaryDirectory(dir=work, prefix="api-run-") as local_dir:
-        outcome = CallOutcome(body=None)
-        loaded: tuple[FileReport, list[Reject], list[str]] | None = None
-        for call in job.calls:
-            if call is job.calls[-1] and isinstance(call.pattern, PagingPattern):
-                outcome, loaded = _page_while_loading(
-                    job, call, context, Path(local_dir), rejects_dir, report
-                )
-            else:
-                outcome = run_call(job.connection, call, context, job.http, Path(local_dir), job.name)
-            report.pages += outcome.pages
-            report.retries += max(outcome.polls - 1, 0)
-            report.warnings += outcome.warnings
-            context = CallContext(
-                previous=outcome.body,
-                has_previous=True,
-                variables={**context.variables, **outcome.captured},
-                last_start=last_start,
-                initial_since=job.initial_since,
-            )
+        outcome, loaded = run_calls(
+            job.connection,
+            job.calls,
+            context,
+            job.http,
+            Path(local_dir),
+            job.name,
+            report,
+            lambda name, feed: load_records.submit(
+                job.target,
+                job.mapping or {},
+                job.children,
+                name,
+                feed,
+                _settings(job, report.run_id, None),
+                rejects_dir,
+            ),
+        )
         last = job.calls[-1]
         csv = _csv_download(last)
         if outcome.download is not None and csv is not None:
@@ -255,36 +217,16 @@ def _run_calls_and_load(
             )
         else:
             file_report, rejects, warnings = loaded or load_records(
-                job, last.name, outcome.spool, report.run_id, rejects_dir
+                job.target,
+                job.mapping or {},
+                job.children,
+                last.name,
+                outcome.spool,
+                _settings(job, report.run_id, None),
+                rejects_dir,
             )
             report.add(file_report, rejects)
             report.warnings += warnings
-
-
-def _page_while_loading(
-    job: ApiImportJob,
-    call: ApiCall,
-    context: CallContext,
-    local_dir: Path,
-    rejects_dir: Path,
-    report: ImportReport,
-) -> tuple[CallOutcome, tuple[FileReport, list[Reject], list[str]]]:
-    # The last call is a paging call: its load runs at the same time and gets each page as it arrives
-    # (tasks/api/feed.py), so fetching and loading overlap instead of adding up.
-    feed = RecordFeed()
-    loading = load_records.submit(job, call.name, feed, report.run_id, rejects_dir)
-    try:
-        outcome = run_call(job.connection, call, context, job.http, local_dir, job.name, feed=feed)
-    except FeedAbandonedError as exc:
-        stopped, _, _ = loading.result()  # the load stopped first: raises its error if it raised one
-        raise ImportJobError(
-            f"{call.name}: the load stopped before the last page: {stopped.message}"
-        ) from exc
-    except BaseException as exc:
-        feed.fail(exc)  # already done by the call itself, unless it failed before it started
-        loading.wait()  # the load rolled back; the call's error is the one to report
-        raise
-    return outcome, loading.result()
 
 
 def _load_download(

@@ -7,6 +7,8 @@
 - ``runner``: ``run_call``, the Prefect task that runs one call; ``check``: the connection check.
 - ``spool``, ``feed``: a call's records on disk, or handed page by page to a load running alongside.
 - ``records``: records (and their children) -> batches in the hub's contract.
+- ``pipeline``: the call pipeline: the calls in order, the last one's records loaded (while its pages
+  arrive, for a paging call) by the ``load_records`` task.
 
 The names below are the package's public face; everything else is private to it.
 """
@@ -28,7 +30,8 @@ from tasks.api.check import CheckResult, check_api_connection
 from tasks.api.feed import RecordFeed
 from tasks.api.http import open_client
 from tasks.api.jsonpath import JsonPath, JsonValue, find_first
-from tasks.api.records import ChildRecords, RecordMapper
+from tasks.api.pipeline import load_records, run_calls
+from tasks.api.records import ChildRecords, RecordMapper, record_mapper
 from tasks.api.runner import CallOutcome, DownloadedFile, HttpSettings, run_call
 from tasks.api.spool import Spool
 
@@ -54,6 +57,9 @@ __all__ = [
     "check_api_connection",
     "check_chain",
     "find_first",
+    "load_records",
     "open_client",
+    "record_mapper",
     "run_call",
+    "run_calls",
 ]

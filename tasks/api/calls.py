@@ -126,6 +126,16 @@ class CallContext:
     last_start: datetime | None = None
     initial_since: datetime = datetime(1970, 1, 1, tzinfo=UTC)
 
+    def after(self, body: JsonValue, captured: Mapping[str, JsonValue]) -> CallContext:
+        """Return the context of the next call: this call's response and captures added."""
+        return CallContext(
+            previous=body,
+            has_previous=True,
+            variables={**self.variables, **captured},
+            last_start=self.last_start,
+            initial_since=self.initial_since,
+        )
+
 
 def resolve_value(text: str, context: CallContext, *, where: str) -> JsonValue:
     """Return the value a template stands for; a whole `$.path` or `${name}` keeps its JSON type."""

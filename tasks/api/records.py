@@ -314,3 +314,10 @@ def _cell(compiled: CompiledPath, found: list[JsonValue]) -> str | None:
         return cell_text(found[0]) if found else None
     texts = [text for text in (cell_text(value) for value in found) if text is not None]
     return MULTI_SEPARATOR.join(texts) if texts else None
+
+
+def record_mapper(mapping: Mapping[str, str], children: ChildRecords | None = None) -> RecordMapper:
+    """Return the compiled mapping of a job's records (and of their child records)."""
+    if children is None:
+        return RecordMapper(mapping)
+    return RecordMapper(mapping, child_path=children.path, child_mapping=children.mapping)
