@@ -19,7 +19,6 @@ no escape, so `{{invocationId}}` never reached the server (`tasks/job_model.py` 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first, json_text
 from tasks.api.paging import PageNumberPaging
 from tasks.csv.reader import CsvFormat
 from tasks.ui_schema import OptionalMapping, json_editor
@@ -159,13 +158,7 @@ def resolve_value(text: str, context: CallContext, *, where: str) -> JsonValue:
 
 def as_text(value: JsonValue) -> str:
     """Return a resolved value as text for a path, a query or a header (JSON for objects)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+    return "" if value is None else json_text(value)
 
 
 def resolve_body(body: JsonValue, context: CallContext, *, where: str) -> JsonValue:

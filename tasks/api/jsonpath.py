@@ -133,11 +133,13 @@ def extract_value(path: str, body: JsonValue) -> JsonValue:
     matches = compiled.find(body)
     if not compiled.multi:
         return matches[0] if matches else None
-    texts = [_as_text(value) for value in matches if value is not None]
+    texts = [json_text(value) for value in matches if value is not None]
     return MULTI_SEPARATOR.join(texts) if texts else None
 
 
-def _as_text(value: JsonValue) -> str:
+def json_text(value: JsonValue) -> str:
+    """Return a JSON value as text, the one way the project writes one: a string as is, a number as
+    Python writes it, booleans, objects and lists as compact JSON (`true`, `{"a":1}`), null as `None`."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool | dict | list):

@@ -19,7 +19,6 @@ once (``tasks.api.jsonpath``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,6 +34,7 @@ from tasks.api.jsonpath import (
     JsonPath,
     JsonValue,
     compile_jsonpath,
+    json_text,
 )
 from tasks.hub.contract import LINE, RECORD
 from tasks.hub.entities import Entity
@@ -51,11 +51,7 @@ def cell_text(value: JsonValue) -> str | None:
         return None
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_text(value)
 
 
 class ChildRecords(BaseModel):
