@@ -1,7 +1,7 @@
 """Run one call of an API import job: its request, pages, polls or download, as one Prefect task.
 
 `run_call` is the task the flow runs for each call, in order; it resolves the call's value templates
-against what earlier calls left (``tasks/api/calls.py``), sends the requests (``tasks/api/http.py``), walks the
+against what earlier calls left (``tasks/api/calls.py``), sends the requests (``tasks/api/http/``), walks the
 pages (``tasks/api/paging.py``) and writes every response to a spool file (``tasks/api/spool.py``) so the
 records never pile up in memory. It returns a `CallOutcome`: the response later calls read, the
 captured variables, the spool (or the downloaded file) and the counts for the report.

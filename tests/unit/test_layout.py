@@ -25,7 +25,7 @@ SOURCES = ("tasks.files", "tasks.csv", "tasks.api")
 ONE_PLACE = [
     (
         "HTTP request retries (tenacity)",
-        "tasks/api/http.py",
+        "tasks/api/http/retry.py",
         re.compile(r"^\s*(from|import) tenacity\b", re.M),
     ),
     ("Prefect task retries (idempotent FTP steps)", "tasks/files/tasks.py", re.compile(r"\bretries\s*=")),
