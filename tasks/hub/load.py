@@ -24,7 +24,7 @@ from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceed
 from tasks.hub.ledger import record_file
 from tasks.hub.mapping import CellFormats, MappingPlan, validate_batch
 from tasks.hub.schema import ensure_system_tables
-from tasks.hub.staging import Staging
+from tasks.hub.staging import Staging, open_staging
 from tasks.run.report import FileReport, Reject, RejectSink, TableResult
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -195,7 +195,7 @@ def _load(
 ) -> None:
     with engine.begin() as conn:
         ensure_system_tables(conn)
-        staging = Staging(conn, plan)
+        staging = open_staging(conn, plan)
         try:
             _stage_batches(batches, plan, settings, staging, sink, report, logger)
             report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)

@@ -49,6 +49,9 @@ class StagingResult:
 class Staging:
     """Temporary tables of one file load, on one connection inside one transaction.
 
+    What differs between databases (writing a batch, the merge's JSON and change tests, clean-up) is in
+    one writer per database: `SqliteStaging`, `PostgresStaging`; `open_staging` picks it.
+
     Writing a batch into staging runs on a background thread while the caller parses and validates
     the next batch (the database driver and polars both release the GIL for their work). At most one
     batch is in flight, and the connection is only ever used by one thread at a time: every other
@@ -62,7 +65,7 @@ class Staging:
         self.sent_rows = 0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
         self._pending: Future[None] | None = None
-        # Row hashes of the keys staged so far, per table (PostgreSQL: see `_stage_table`).
+        # Row hashes of the keys staged so far, per table (PostgreSQL: see `PostgresStaging._write`).
         self._staged_keys: dict[str, pl.Series] = {}
         for table in plan.tables:
             ensure_table(conn, table, custom_fields=plan.entity.custom_fields and table is plan.entity.root)
@@ -94,15 +97,15 @@ class Staging:
         typed += [f"{quote(RECORD)} BIGINT", f"{quote(LINE)} BIGINT"]
         key = ", ".join(quote(k) for k in table.key)
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-        suffix = " ON COMMIT DROP" if self.dialect == "postgresql" else ""
         self.conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {name} ({', '.join(typed)}, PRIMARY KEY ({key})){suffix}"
+            f"CREATE TEMP TABLE {name} ({', '.join(typed)}, PRIMARY KEY ({key})){self._temp_suffix}"
         )
-        if self.dialect == "postgresql":
-            incoming = quote(self.staging_name(table) + "_in")
-            self.conn.exec_driver_sql(
-                f"CREATE TEMP TABLE {incoming} (LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP"
-            )
+        self._created(table, name)
+
+    _temp_suffix = ""
+
+    def _created(self, table: TableSpec, name: str) -> None:
+        """Called once `table`'s staging table `name` exists."""
 
     # -- staging ----------------------------------------------------------------------------------
 
@@ -134,62 +137,13 @@ class Staging:
     def _stage_table(self, table: TableSpec, rows: pl.DataFrame) -> None:
         if rows.height == 0:
             return
-        target = self.staging_name(table)
-        columns = [*self.columns(table), RECORD, LINE]
         raw = self.conn.connection.driver_connection
         assert raw is not None
-        if self.dialect == "postgresql":
-            # COPY straight into staging is several times faster than merging into it, but fails on
-            # a key already staged: only the rows whose key may have been staged before (a parent
-            # repeated across batches, a key repeated in the file) go through the merging path.
-            new, again = self._split_staged(table, rows)
-            if new.height:
-                _copy_into(raw, target, columns, new)
-            if again.height:
-                incoming = target + "_in"
-                _copy_into(raw, incoming, columns, again)
-                self.conn.exec_driver_sql(self._upsert_staging(table, f"SELECT * FROM {quote(incoming)}"))
-                self.conn.exec_driver_sql(f"TRUNCATE {quote(incoming)}")
-        else:
-            # Many rows per INSERT: the per-statement work of the driver is paid once per
-            # `_ROWS_PER_INSERT` rows (about a sixth less time than one row per statement).
-            one = "(" + ", ".join("?" for _ in columns) + ")"
-            whole, rest = divmod(rows.height, _ROWS_PER_INSERT)
-            remaining = rows.iter_rows()
+        self._write(raw, table, self.staging_name(table), [*self.columns(table), RECORD, LINE], rows)
 
-            def chunks(count: int, size: int) -> Iterator[list[Any]]:
-                for _ in range(count):
-                    yield list(chain.from_iterable(islice(remaining, size)))
-
-            cursor = raw.cursor()
-            try:
-                if whole:
-                    many = self._upsert_staging(table, "VALUES " + ", ".join([one] * _ROWS_PER_INSERT))
-                    cursor.executemany(many, chunks(whole, _ROWS_PER_INSERT))
-                if rest:
-                    cursor.execute(
-                        self._upsert_staging(table, "VALUES " + ", ".join([one] * rest)),
-                        next(chunks(1, rest)),
-                    )
-            finally:
-                cursor.close()
-
-    def _split_staged(self, table: TableSpec, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Split `rows` (unique keys) into keys never staged before and keys perhaps staged already.
-
-        A 64-bit hash per key (8 bytes a row) stands for the keys: a collision only sends a row
-        down the slower merging path, never the wrong way. The lookup hashes the batch's keys and
-        scans the staged ones (a hash table of the file's keys would cost tens of MiB).
-        """
-        hashes = rows.select(table.key).hash_rows()
-        seen = self._staged_keys.get(table.name)
-        self._staged_keys[table.name] = hashes if seen is None else pl.concat([seen, hashes], rechunk=False)
-        if seen is None:
-            return rows, rows.clear()
-        again = hashes.is_in(seen.filter(seen.is_in(hashes.implode())).implode())
-        if not again.any():
-            return rows, rows.clear()
-        return rows.filter(~again), rows.filter(again)
+    def _write(self, raw: Any, table: TableSpec, target: str, columns: list[str], rows: pl.DataFrame) -> None:
+        """Write `rows` (unique keys) into `table`'s staging `target`, merging keys staged before."""
+        raise NotImplementedError
 
     def _upsert_staging(self, table: TableSpec, source: str) -> str:
         columns = [*self.columns(table), RECORD, LINE]
@@ -213,10 +167,7 @@ class Staging:
     def reject_incomplete_new_keys(self) -> pl.DataFrame:
         """Remove new keys lacking a required-for-creation field (F-E-001); return their rejects."""
         self.flush()
-        if self.dialect == "postgresql":
-            # Autovacuum never sees temporary tables: without statistics the joins below plan badly.
-            for table in self.plan.tables:
-                self.conn.exec_driver_sql(f"ANALYZE {quote(self.staging_name(table))}")
+        self._before_checks()
         rejects = [self._reject_new_keys(table) for table in self.plan.tables]
         rejects += [self._reject_orphans(child) for child in self.plan.tables[1:]]
         return pl.concat(rejects).sort("record") if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
@@ -297,7 +248,7 @@ class Staging:
         """Merge every staged table into its real table, root first; return what changed."""
         self.flush()
         now = datetime.now(UTC)
-        stamp: Any = now if self.dialect == "postgresql" else now.isoformat()
+        stamp = self._stamp(now)
         return {table.name: self._merge_table(table, stamp) for table in self.plan.tables}
 
     def _merge_table(self, table: TableSpec, stamp: Any) -> TableCounts:
@@ -311,9 +262,7 @@ class Staging:
         target, source = f"{quote(table.name)}.{quote(column)}", f"s.{quote(column)}"
         if column == CUSTOM_FIELDS_COLUMN:
             # A parent whose rows never gave a custom field stages NULL: keep what is stored.
-            if self.dialect == "postgresql":
-                return f"coalesce(jsonb_strip_nulls(coalesce({target}, '{{}}'::jsonb) || {source}), {target})"
-            return f"coalesce(json_patch(coalesce({target}, '{{}}'), {source}), {target})"
+            return self._merged_custom_fields(target, source)
         # A required field of a parent table is never cleared by a repeated row left blank.
         if table is not self.plan.row_table and table.field(column).required:
             return f"coalesce({source}, {target})"
@@ -326,12 +275,7 @@ class Staging:
         target = quote(table.name)
         sets = ", ".join(f"{quote(c)} = {self._new_value(table, c)}" for c in columns)
         on = " AND ".join(f"{target}.{quote(k)} = s.{quote(k)}" for k in table.key)
-        if self.dialect == "postgresql":
-            old = ", ".join(f"{target}.{quote(c)}" for c in columns)
-            new = ", ".join(self._new_value(table, c) for c in columns)
-            changed = f"ROW({old}) IS DISTINCT FROM ROW({new})"
-        else:
-            changed = " OR ".join(f"{target}.{quote(c)} IS NOT {self._new_value(table, c)}" for c in columns)
+        changed = self._changed(table, target, columns)
         return (
             f"UPDATE {target} SET {sets}, {quote(UPDATED_AT)} = :now "
             f"FROM {quote(self.staging_name(table))} AS s WHERE {on} AND ({changed})"
@@ -349,9 +293,7 @@ class Staging:
     def _inserted_value(self, column: str) -> str:
         if column != CUSTOM_FIELDS_COLUMN:
             return f"s.{quote(column)}"
-        if self.dialect == "postgresql":
-            return f"jsonb_strip_nulls(s.{quote(column)})"
-        return f"json_patch('{{}}', s.{quote(column)})"
+        return self._inserted_custom_fields(f"s.{quote(column)}")
 
     def drop(self) -> None:
         """Drop the staging tables (SQLite keeps temporary tables for the connection's life)."""
@@ -359,9 +301,137 @@ class Staging:
         if pending is not None:
             pending.exception()  # wait; a failure was (or is being) reported by the caller's error
         self._writer.shutdown(wait=True)
-        if self.dialect == "sqlite":
-            for table in self.plan.tables:
-                self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(self.staging_name(table))}")
+        self._drop_tables()
+
+    # -- what differs between databases (overridden by each writer) --------------------------------
+
+    def _before_checks(self) -> None:
+        """Called before the checks against the database, once every batch is staged."""
+
+    def _stamp(self, now: datetime) -> Any:
+        """Return the merge's `created_at` / `updated_at` value as the driver takes it."""
+        return now.isoformat()
+
+    def _merged_custom_fields(self, target: str, source: str) -> str:
+        """Return the SQL of the stored custom fields (`target`) patched with the staged ones (`source`)."""
+        raise NotImplementedError
+
+    def _changed(self, table: TableSpec, target: str, columns: list[str]) -> str:
+        """Return the SQL condition: a staged row changes some of `columns` of the stored one."""
+        return " OR ".join(f"{target}.{quote(c)} IS NOT {self._new_value(table, c)}" for c in columns)
+
+    def _inserted_custom_fields(self, source: str) -> str:
+        """Return the SQL of a new row's custom fields (nulls dropped)."""
+        raise NotImplementedError
+
+    def _drop_tables(self) -> None:
+        """Drop the staging tables if the transaction's end does not."""
+
+
+class SqliteStaging(Staging):
+    """SQLite: many rows per INSERT into staging; JSON with json_patch; temporary tables dropped by hand."""
+
+    def _write(self, raw: Any, table: TableSpec, target: str, columns: list[str], rows: pl.DataFrame) -> None:
+        # Many rows per INSERT: the per-statement work of the driver is paid once per
+        # `_ROWS_PER_INSERT` rows (about a sixth less time than one row per statement).
+        one = "(" + ", ".join("?" for _ in columns) + ")"
+        whole, rest = divmod(rows.height, _ROWS_PER_INSERT)
+        remaining = rows.iter_rows()
+
+        def chunks(count: int, size: int) -> Iterator[list[Any]]:
+            for _ in range(count):
+                yield list(chain.from_iterable(islice(remaining, size)))
+
+        cursor = raw.cursor()
+        try:
+            if whole:
+                many = self._upsert_staging(table, "VALUES " + ", ".join([one] * _ROWS_PER_INSERT))
+                cursor.executemany(many, chunks(whole, _ROWS_PER_INSERT))
+            if rest:
+                cursor.execute(
+                    self._upsert_staging(table, "VALUES " + ", ".join([one] * rest)),
+                    next(chunks(1, rest)),
+                )
+        finally:
+            cursor.close()
+
+    def _merged_custom_fields(self, target: str, source: str) -> str:
+        return f"coalesce(json_patch(coalesce({target}, '{{}}'), {source}), {target})"
+
+    def _inserted_custom_fields(self, source: str) -> str:
+        return f"json_patch('{{}}', {source})"
+
+    def _drop_tables(self) -> None:
+        # SQLite keeps temporary tables for the connection's life.
+        for table in self.plan.tables:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(self.staging_name(table))}")
+
+
+class PostgresStaging(Staging):
+    """PostgreSQL: COPY into staging (merging only keys perhaps staged before); jsonb; ON COMMIT DROP."""
+
+    _temp_suffix = " ON COMMIT DROP"
+
+    def _created(self, table: TableSpec, name: str) -> None:
+        incoming = quote(self.staging_name(table) + "_in")
+        self.conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {incoming} (LIKE {name} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+
+    def _write(self, raw: Any, table: TableSpec, target: str, columns: list[str], rows: pl.DataFrame) -> None:
+        # COPY straight into staging is several times faster than merging into it, but fails on
+        # a key already staged: only the rows whose key may have been staged before (a parent
+        # repeated across batches, a key repeated in the file) go through the merging path.
+        new, again = self._split_staged(table, rows)
+        if new.height:
+            _copy_into(raw, target, columns, new)
+        if again.height:
+            incoming = target + "_in"
+            _copy_into(raw, incoming, columns, again)
+            self.conn.exec_driver_sql(self._upsert_staging(table, f"SELECT * FROM {quote(incoming)}"))
+            self.conn.exec_driver_sql(f"TRUNCATE {quote(incoming)}")
+
+    def _split_staged(self, table: TableSpec, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split `rows` (unique keys) into keys never staged before and keys perhaps staged already.
+
+        A 64-bit hash per key (8 bytes a row) stands for the keys: a collision only sends a row
+        down the slower merging path, never the wrong way. The lookup hashes the batch's keys and
+        scans the staged ones (a hash table of the file's keys would cost tens of MiB).
+        """
+        hashes = rows.select(table.key).hash_rows()
+        seen = self._staged_keys.get(table.name)
+        self._staged_keys[table.name] = hashes if seen is None else pl.concat([seen, hashes], rechunk=False)
+        if seen is None:
+            return rows, rows.clear()
+        again = hashes.is_in(seen.filter(seen.is_in(hashes.implode())).implode())
+        if not again.any():
+            return rows, rows.clear()
+        return rows.filter(~again), rows.filter(again)
+
+    def _before_checks(self) -> None:
+        # Autovacuum never sees temporary tables: without statistics the joins below plan badly.
+        for table in self.plan.tables:
+            self.conn.exec_driver_sql(f"ANALYZE {quote(self.staging_name(table))}")
+
+    def _stamp(self, now: datetime) -> Any:
+        return now
+
+    def _merged_custom_fields(self, target: str, source: str) -> str:
+        return f"coalesce(jsonb_strip_nulls(coalesce({target}, '{{}}'::jsonb) || {source}), {target})"
+
+    def _changed(self, table: TableSpec, target: str, columns: list[str]) -> str:
+        old = ", ".join(f"{target}.{quote(c)}" for c in columns)
+        new = ", ".join(self._new_value(table, c) for c in columns)
+        return f"ROW({old}) IS DISTINCT FROM ROW({new})"
+
+    def _inserted_custom_fields(self, source: str) -> str:
+        return f"jsonb_strip_nulls({source})"
+
+
+def open_staging(conn: sa.Connection, plan: MappingPlan) -> Staging:
+    """Create the staging tables of one load with the writer of the connection's database."""
+    writer = PostgresStaging if conn.dialect.name == "postgresql" else SqliteStaging
+    return writer(conn, plan)
 
 
 def _latest(column: str) -> pl.Expr:
