@@ -137,9 +137,9 @@ class LocalApi:
 def fetch(port: int, page_size: int, concurrency: int, work: Path) -> tuple[float, Any]:
     """Run the flow's paging step; return its seconds and the call's outcome (pages, spool)."""
     from blocks.api import ApiConnection
-    from tasks.api_calls import HttpSettings, _pages, _Request
-    from tasks.calls import ApiCall
-    from tasks.http import open_client
+    from tasks.api.calls import ApiCall
+    from tasks.api.http import open_client
+    from tasks.api.runner import CallRequest, HttpSettings, page_call
 
     paging = {
         "kind": "paging",
@@ -156,10 +156,10 @@ def fetch(port: int, page_size: int, concurrency: int, work: Path) -> tuple[floa
     http = HttpSettings()
     connection = ApiConnection(base_url=f"http://127.0.0.1:{port}/")
     with open_client(connection) as client:
-        request = _Request(client, call, "products", {}, {}, None, http, http.policy().deadline())
+        request = CallRequest(client, call, "products", {}, {}, None, http, http.policy().deadline())
         started = time.perf_counter()
         assert call.pattern.kind == "paging"
-        outcome = _pages(request, call.pattern, work)  # type: ignore[arg-type]
+        outcome = page_call(request, call.pattern, work, None)  # type: ignore[arg-type]
         return time.perf_counter() - started, outcome
 
 
@@ -167,11 +167,10 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
     """Map the spooled records, then validate and load them into a fresh SQLite hub database."""
     import sqlalchemy as sa
 
-    from tasks.csv import CsvFormat
-    from tasks.entities import entity
-    from tasks.file_import import LoadSettings, import_batches
-    from tasks.mapping import CellFormats
-    from tasks.records import RecordMapper
+    from tasks.api.records import RecordMapper
+    from tasks.hub.entities import entity
+    from tasks.hub.load import LoadSettings, import_batches
+    from tasks.hub.mapping import CellFormats
 
     mapper = RecordMapper(MAPPING)
     started = time.perf_counter()
@@ -185,7 +184,6 @@ def load(spool: Any, work: Path) -> tuple[float, float, int]:
         run_id="bench",
         entity="products",
         mapping=None,
-        csv=CsvFormat(delimiter=","),
         formats=CellFormats(),
         reject_threshold_percent=100.0,
     )
@@ -212,7 +210,7 @@ def run_flow(port: int, page_size: int, work: Path) -> tuple[float, Any]:
     from blocks.api import ApiConnection
     from blocks.database import DatabaseConnection
     from flows.import_json_from_api import ApiImportJob, import_json_from_api
-    from tasks.report import run_job
+    from tasks.run.report import run_job
 
     ApiConnection(base_url=f"http://127.0.0.1:{port}/").save("bench-api", overwrite=True)
     database = work / f"hub-{page_size}.db"

@@ -102,9 +102,10 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
     from pydantic import SecretStr
 
     from blocks.database import DatabaseConnection
-    from tasks.csv import CsvFormat
-    from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-    from tasks.mapping import CellFormats
+    from tasks.csv.load import import_csv_file
+    from tasks.csv.reader import CsvFormat
+    from tasks.hub.load import LoadSettings, SourceFile
+    from tasks.hub.mapping import CellFormats
 
     digest = hashlib.sha256(path.name.encode()).hexdigest()  # the ledger's content hash; not timed
     source = SourceFile(f"/bench/{path.name}", path, path.stat().st_size, None, digest)
@@ -114,14 +115,13 @@ def measure(path: Path, target: str, *, batch_rows: int | None = None) -> dict[s
         run_id=f"bench-{os.getpid()}",
         entity="products",
         mapping=MAPPING,
-        csv=csv_format,
         formats=CellFormats(),
         reject_threshold_percent=10,
     )
     engine = DatabaseConnection(url=SecretStr(database_url(target))).engine()
     started = time.perf_counter()
     report, _ = import_csv_file(
-        engine, source, settings, rejects_dir=STATE / "rejects", logger=logging.getLogger("bench")
+        engine, source, csv_format, settings, rejects_dir=STATE / "rejects", logger=logging.getLogger("bench")
     )
     seconds = time.perf_counter() - started
     engine.dispose()

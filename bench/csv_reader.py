@@ -10,7 +10,7 @@ import resource
 import time
 from pathlib import Path
 
-from tasks.csv import CsvFormat, iter_batches, read_header
+from tasks.csv.reader import CsvFormat, iter_batches, read_header
 
 
 def main() -> None:

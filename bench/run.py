@@ -205,12 +205,12 @@ def child_api_flow(params: dict[str, Any]) -> dict[str, Any]:
 
 def _wrap(module: Any, last: str) -> dict[str, Any]:
     # Time from the flow body's first call (`hub_database`, opening the run in the run history, in
-    # tasks/import_run.py) to the return of `last` (a module-level function the flow body calls), and
+    # tasks/run/history.py) to the return of `last` (a module-level function the flow body calls), and
     # keep `last`'s arguments: the flow's report object.
-    import tasks.import_run
+    import tasks.run.history
 
     marks: dict[str, Any] = {}
-    start_function, end_function = tasks.import_run.hub_database, getattr(module, last)
+    start_function, end_function = tasks.run.history.hub_database, getattr(module, last)
 
     def starting(*args: Any, **kwargs: Any) -> Any:
         marks.setdefault("start", time.perf_counter())
@@ -222,7 +222,7 @@ def _wrap(module: Any, last: str) -> dict[str, Any]:
         finally:
             marks["end"], marks["args"] = time.perf_counter(), args
 
-    tasks.import_run.hub_database = starting
+    tasks.run.history.hub_database = starting
     setattr(module, last, ending)
     return marks
 

@@ -1,0 +1,20 @@
+"""Prefect blocks = connections: FtpConnection, ApiConnection, DatabaseConnection; each saved block loaded
+once per flow run (``run_cache``). The names below are the package's public face."""
+
+from __future__ import annotations
+
+from blocks.api import ApiConnection
+from blocks.database import PROJECT_ROOT, DatabaseConnection, embedded_sqlite_url, hub_database, state_dir
+from blocks.ftp import FtpConnection
+from blocks.run_cache import load_block
+
+__all__ = [
+    "PROJECT_ROOT",
+    "ApiConnection",
+    "DatabaseConnection",
+    "FtpConnection",
+    "embedded_sqlite_url",
+    "hub_database",
+    "load_block",
+    "state_dir",
+]

@@ -1,6 +1,6 @@
 """The connection to a REST API that API import jobs call: base URL, authentication and TLS settings.
 
-The block only holds settings; ``tasks/http.py`` opens clients with it, attaches the credentials (only
+The block only holds settings; ``tasks/api/http/`` opens clients with it, attaches the credentials (only
 for the API's own host and the hosts listed in ``trusted_hosts``) and translates errors.
 """
 

@@ -64,7 +64,7 @@ def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # A file's staging writes run on a helper thread while the next batch is parsed (one thread at a
-    # time, never concurrently: see tasks.load.Staging), hence check_same_thread off.
+    # time, never concurrently: see tasks.hub.staging.Staging), hence check_same_thread off.
     engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")

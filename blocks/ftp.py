@@ -1,6 +1,6 @@
 """The connection to a file server that CSV import jobs read from: FTP, FTPS or SFTP.
 
-The block only holds settings; ``tasks/remote_errors.py`` opens sessions with it and translates errors.
+The block only holds settings; ``tasks/files/failures.py`` opens sessions with it and translates errors.
 TLS certificates (FTPS) and host keys (SFTP) are verified unless an ``insecure_*`` field opts out.
 """
 

@@ -27,7 +27,7 @@ from demo.api_server import local_api_server
 from demo.ftp_server import local_ftp_server
 from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
-from tasks.report import ImportReport, run_job
+from tasks.run.report import ImportReport, run_job
 
 DATA = Path(__file__).parent / "data"
 DEMO_PASSWORD = "demo-only-password"  # a throwaway server on 127.0.0.1, gone when the demo ends

@@ -5,11 +5,11 @@ the source right now, before the job is scheduled:
 
 - a CSV job logs in to its FTP Connection, downloads the single file (or the first file of the inbound
   folder, oldest first) to a temporary folder, reads its header and first records with the CSV job's
-  reader (`tasks.csv`), plans the mapping and validates the records (`tasks.mapping`);
+  reader (`tasks.csv.reader`), plans the mapping and validates the records (`tasks.hub.mapping`);
 - an API job runs its calls with the flow's own call machinery (`flows.import_json_from_api.run_call`),
   but a paging call asks for its first page only, and the preview stops before the first call whose
   method can change data on the API (POST, PUT, PATCH, DELETE) unless `allow_writes` is given. JSON
-  records go through the flow's `RecordMapper`; a downloaded CSV file through the CSV reader.
+  records go through the flow's `RecordMapper` (child records included); a downloaded CSV file through the CSV reader.
 
 Nothing is written: no load, no file moved, no ledger entry, no run-history row; the hub database is
 never opened. So two checks that need the database are not made: required-for-creation fields of keys
@@ -30,14 +30,14 @@ from blocks.api import ApiConnection
 from blocks.ftp import FtpConnection
 from flows.import_csv_from_ftp import CsvImportJob, SingleFile
 from flows.import_json_from_api import ApiImportJob, run_call
-from tasks.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
-from tasks.csv import LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
-from tasks.entities import entity
+from tasks.api.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
+from tasks.api.jsonpath import JsonValue, find_first
+from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
 from tasks.errors import ImportJobError
-from tasks.file_session import open_session
-from tasks.jsonpath import JsonValue, find_first
-from tasks.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
-from tasks.records import RecordMapper
+from tasks.files.session import open_session
+from tasks.hub.contract import LINE, RECORD
+from tasks.hub.entities import entity
+from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
 
 DEFAULT_ROWS = 10
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -174,12 +174,7 @@ def preview_api_job(
             preview.requests.append(_request_line(call, outcome.polls, paging_note))
             if isinstance(call.pattern, PagingPattern):
                 preview.notes.append(_paging_note(call.pattern, outcome.body))
-            context = CallContext(
-                previous=outcome.body,
-                has_previous=True,
-                variables={**context.variables, **outcome.captured},
-                initial_since=job.initial_since,
-            )
+            context = context.after(outcome.body, outcome.captured)
             last = index == len(job.calls) - 1
             if last and outcome.download is not None and isinstance(call.pattern, DownloadPattern):
                 csv = call.pattern.format
@@ -196,8 +191,14 @@ def preview_api_job(
             records = outcome.records
     preview.source = f"{block.base_url} ({len(preview.requests)} request(s) made)"
     assert job.mapping is not None  # the model requires it unless the last call downloads a CSV file
-    mapper = RecordMapper(job.mapping)
-    preview.mapped_from = {target: path for path, target in job.mapping.items()}
+    mapper = job.record_mapper()  # the flow's own mapper: child records (`children`) included
+    children = job.children
+    child_paths = (
+        {target: f"{children.path}[*]{path.removeprefix('$')}" for path, target in children.mapping.items()}
+        if children is not None
+        else {}
+    )
+    preview.mapped_from = {**{target: path for path, target in job.mapping.items()}, **child_paths}
     plan = mapper.plan(entity(job.entity), name=job.calls[-1].name)
     _validate(preview, plan, mapper.frame(records[:rows], page=job.calls[-1].name), job.formats)
     preview.notes += mapper.warnings

@@ -18,13 +18,13 @@ from prefect import flow
 from prefect.client.schemas.objects import State
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from blocks.database import hub_database, state_dir
+from blocks.database import state_dir
 from blocks.ftp import FtpConnection
-from tasks.csv import CsvFormat
-from tasks.entities import EntityName, entity
+from flows._job import JOB_NAME, command_line, load_job_file
+from tasks.csv.load import load_file
+from tasks.csv.reader import CsvFormat
 from tasks.errors import ImportJobError
-from tasks.file_import import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile, load_file
-from tasks.ftp import (
+from tasks.files.tasks import (
     RemoteFile,
     check_ftp_connection,
     download_file,
@@ -32,20 +32,18 @@ from tasks.ftp import (
     move_file,
     stat_source_file,
 )
-from tasks.import_run import conclude, recorded_run
+from tasks.hub.entities import EntityName, entity
+from tasks.hub.ledger import find_loaded_file, record_move
+from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile
+from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.ledger import find_loaded_file, record_move
-from tasks.mapping import CellFormats, field_problems
-from tasks.report import (
+from tasks.run.history import conclude, recorded_run
+from tasks.run.report import (
     FileReport,
     ImportReport,
-    render_text,
-    run_job,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.ui_schema import OptionalMapping, json_editor
-
-JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
 class SingleFile(BaseModel):
@@ -143,19 +141,20 @@ def import_csv_from_ftp(job: CsvImportJob) -> State:
     """Import the job's file(s): download, load in one transaction, move; report what happened."""
     with recorded_run(job=job.name, entity=job.entity, target=job.target, kind="csv-ftp") as (
         report,
-        _engine,
+        engine,
     ):
-        _import_files(job, report)
+        _import_files(job, report, engine)
         after_import(job.after_import, report)
     return conclude(report)
 
 
-def _import_files(job: CsvImportJob, report: ImportReport) -> None:
+def _import_files(job: CsvImportJob, report: ImportReport, engine: sa.Engine) -> None:
+    # One database engine for the whole run: the run history's, also used by every file's load.
     work = state_dir() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
         for remote in _source_files(job, report):
-            report.add(*_import_one(job, remote, Path(local_dir), report.run_id))
+            report.add(*_import_one(job, remote, Path(local_dir), report.run_id, engine))
 
 
 def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
@@ -179,16 +178,12 @@ def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
 
 
 def _import_one(
-    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str
+    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
 ) -> tuple[FileReport, list[Any]]:
-    database = hub_database(job.target)
-    engine = database.engine()
     try:
         return _download_load_move(job, remote, local_dir, run_id, engine)
     except ImportJobError as exc:
         return FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc)), []
-    finally:
-        engine.dispose()
 
 
 def _download_load_move(
@@ -211,7 +206,7 @@ def _download_load_move(
         with before_import(job.before_import, downloaded.local_path, facts) as local_path:
             source = SourceFile(remote.path, local_path, remote.size, remote.modified, downloaded.sha256)
             report, rejects = load_file(
-                job.target, source, _settings(job, run_id), state_dir() / "rejects" / run_id
+                engine, source, job.csv, _settings(job, run_id), state_dir() / "rejects" / run_id
             )
     finally:
         downloaded.local_path.unlink(missing_ok=True)
@@ -245,7 +240,6 @@ def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
         run_id=run_id,
         entity=job.entity,
         mapping=job.mapping,
-        csv=job.csv,
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
     )
@@ -253,10 +247,7 @@ def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
 
 def load_job(path: Path) -> CsvImportJob:
     """Read a job from a YAML file holding either the job itself or `{job: ...}`."""
-    import yaml
-
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return CsvImportJob.model_validate(document.get("job", document))
+    return load_job_file(CsvImportJob, path)
 
 
 def job_folders(job: CsvImportJob) -> tuple[list[str], list[str]]:
@@ -275,21 +266,17 @@ def check_job_connection(job: CsvImportJob) -> list[str]:
     return check_ftp_connection.fn(job.connection, read, write)
 
 
+def _check(job: CsvImportJob) -> int:
+    problems = check_job_connection(job)
+    print("\n".join(f"problem: {p}" for p in problems) or f"{job.connection}: connection and folders OK")
+    return 1 if problems else 0
+
+
 def main(argv: list[str]) -> int:
     """Run (or, with --check, test the connection of) the job file given on the command line."""
-    check = "--check" in argv
-    paths = [arg for arg in argv if arg != "--check"]
-    if len(paths) != 1:
-        print("usage: python -m flows.import_csv_from_ftp [--check] JOB.yaml", file=sys.stderr)
-        return 2
-    job = load_job(Path(paths[0]))
-    if check:
-        problems = check_job_connection(job)
-        print("\n".join(f"problem: {p}" for p in problems) or f"{job.connection}: connection and folders OK")
-        return 1 if problems else 0
-    state, report = run_job(import_csv_from_ftp, job)
-    print(render_text(report) if report else f"{state.name}: {state.message}")
-    return 0 if state.is_completed() else 1
+    return command_line(
+        argv, module="flows.import_csv_from_ftp", model=CsvImportJob, flow=import_csv_from_ftp, check=_check
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 `ApiImportJob` is the flow's only parameter. Its calls run in order, one Prefect task each (a paging
 call is one task, not one per page); each call may read the previous response (`$.path`), variables
 captured by earlier calls (`${name}`) and `lastJobExecutionMinusDuration(PT1H)` (see
-``tasks/calls.py``); ``tasks/api_calls.py`` runs them. The records are the content of the last call, or the CSV file it downloaded;
+``tasks/api/calls.py``); ``tasks/api/runner.py`` runs them. The records are the content of the last call, or the CSV file it downloaded;
 they are validated and loaded in one transaction by the CSV job's load path, and the run is recorded
 in the run history like a CSV run. Run one locally with `python -m flows.import_json_from_api job.yaml`;
 test its connection first with `python -m flows.import_json_from_api --check job.yaml`.
@@ -17,53 +17,44 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.client.schemas.objects import State
-from prefect.logging import get_run_logger
 from pydantic import ConfigDict, Field, model_validator
 
 from blocks.api import ApiConnection
-from blocks.database import hub_database, state_dir
-from flows.import_csv_from_ftp import JOB_NAME
-from tasks.api_calls import CallOutcome, DownloadedFile, HttpSettings
-from tasks.api_calls import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
-from tasks.api_check import CheckResult, check_api_connection
-from tasks.calls import (
+from blocks.database import state_dir
+from flows._job import JOB_NAME, command_line, load_job_file
+from tasks.api.calls import (
     ApiCall,
     CallContext,
     CsvFile,
     DownloadPattern,
-    PagingPattern,
     check_chain,
 )
-from tasks.csv import CsvFormat
-from tasks.entities import EntityName, entity
-from tasks.errors import ImportJobError
-from tasks.file_import import (
+from tasks.api.check import CheckResult, check_api_connection
+from tasks.api.jsonpath import JsonPath
+from tasks.api.pipeline import load_records, run_calls
+from tasks.api.records import ChildRecords, RecordMapper, record_mapper
+from tasks.api.runner import DownloadedFile, HttpSettings
+from tasks.api.runner import run_call as run_call  # re-exported: `deployments.preview` runs calls with it
+from tasks.csv.load import load_file
+from tasks.hub.entities import EntityName, entity
+from tasks.hub.ledger import find_loaded_file, last_successful_start
+from tasks.hub.load import (
     HubTarget,
     LoadSettings,
     RejectThresholdPercent,
     SourceFile,
-    import_batches,
-    load_file,
 )
-from tasks.import_run import conclude, recorded_run
+from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
-from tasks.jsonpath import JsonPath
-from tasks.ledger import find_loaded_file, last_successful_start
-from tasks.mapping import CellFormats, field_problems
-from tasks.record_feed import FeedAbandonedError, RecordFeed
-from tasks.records import ChildRecords, RecordMapper
-from tasks.report import (
+from tasks.run.history import conclude, recorded_run
+from tasks.run.report import (
     FileReport,
     ImportReport,
     Reject,
-    render_text,
-    run_job,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
-from tasks.spool import Spool
 from tasks.ui_schema import OptionalMapping, json_editor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -156,10 +147,7 @@ class ApiImportJob(JobModel):
     def record_mapper(self) -> RecordMapper:
         """Return the compiled mapping of the job's records (and child records)."""
         assert self.mapping is not None
-        children = self.children
-        if children is None:
-            return RecordMapper(self.mapping)
-        return RecordMapper(self.mapping, child_path=children.path, child_mapping=children.mapping)
+        return record_mapper(self.mapping, self.children)
 
 
 def _csv_download(call: ApiCall) -> CsvFile | None:
@@ -169,42 +157,12 @@ def _csv_download(call: ApiCall) -> CsvFile | None:
     return None
 
 
-@task(name="load-records", cache_policy=NO_CACHE)
-def load_records(
-    job: ApiImportJob, name: str, records: Spool | RecordFeed, run_id: str, rejects_dir: Path
-) -> tuple[FileReport, list[Reject], list[str]]:
-    """Map, validate and load the records (spooled, or fed by a running call) in one transaction.
-
-    Returns the report, the rejects and the mapping's warnings.
-    """
-    mapper = job.record_mapper()
-    plan = mapper.plan(entity(job.entity), name=name)
-    engine = hub_database(job.target).engine()
-    try:
-        report, rejects = import_batches(
-            engine,
-            name,
-            mapper.batches(records.records_iter(), page=name),
-            plan,
-            _settings(job, run_id, None),
-            rejects_dir=rejects_dir,
-            logger=get_run_logger(),
-        )
-    finally:
-        engine.dispose()
-        if isinstance(records, RecordFeed):
-            records.close()
-    return report, rejects, mapper.warnings
-
-
 def _settings(job: ApiImportJob, run_id: str, csv: CsvFile | None) -> LoadSettings:
-    # JSON records need no CSV format: the placeholder is never read (import_batches gets the plan).
     return LoadSettings(
         job=job.name,
         run_id=run_id,
         entity=job.entity,
         mapping=csv.mapping if csv else None,
-        csv=csv.csv if csv else CsvFormat(delimiter=","),
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
     )
@@ -231,25 +189,24 @@ def _run_calls_and_load(
     work.mkdir(parents=True, exist_ok=True)
     rejects_dir = state_dir() / "rejects" / report.run_id
     with tempfile.TemporaryDirectory(dir=work, prefix="api-run-") as local_dir:
-        outcome = CallOutcome(body=None)
-        loaded: tuple[FileReport, list[Reject], list[str]] | None = None
-        for call in job.calls:
-            if call is job.calls[-1] and isinstance(call.pattern, PagingPattern):
-                outcome, loaded = _page_while_loading(
-                    job, call, context, Path(local_dir), rejects_dir, report
-                )
-            else:
-                outcome = run_call(job.connection, call, context, job.http, Path(local_dir), job.name)
-            report.pages += outcome.pages
-            report.retries += max(outcome.polls - 1, 0)
-            report.warnings += outcome.warnings
-            context = CallContext(
-                previous=outcome.body,
-                has_previous=True,
-                variables={**context.variables, **outcome.captured},
-                last_start=last_start,
-                initial_since=job.initial_since,
-            )
+        outcome, loaded = run_calls(
+            job.connection,
+            job.calls,
+            context,
+            job.http,
+            Path(local_dir),
+            job.name,
+            report,
+            lambda name, feed: load_records.submit(
+                job.target,
+                job.mapping or {},
+                job.children,
+                name,
+                feed,
+                _settings(job, report.run_id, None),
+                rejects_dir,
+            ),
+        )
         last = job.calls[-1]
         csv = _csv_download(last)
         if outcome.download is not None and csv is not None:
@@ -260,36 +217,16 @@ def _run_calls_and_load(
             )
         else:
             file_report, rejects, warnings = loaded or load_records(
-                job, last.name, outcome.spool, report.run_id, rejects_dir
+                job.target,
+                job.mapping or {},
+                job.children,
+                last.name,
+                outcome.spool,
+                _settings(job, report.run_id, None),
+                rejects_dir,
             )
             report.add(file_report, rejects)
             report.warnings += warnings
-
-
-def _page_while_loading(
-    job: ApiImportJob,
-    call: ApiCall,
-    context: CallContext,
-    local_dir: Path,
-    rejects_dir: Path,
-    report: ImportReport,
-) -> tuple[CallOutcome, tuple[FileReport, list[Reject], list[str]]]:
-    # The last call is a paging call: its load runs at the same time and gets each page as it arrives
-    # (tasks/record_feed.py), so fetching and loading overlap instead of adding up.
-    feed = RecordFeed()
-    loading = load_records.submit(job, call.name, feed, report.run_id, rejects_dir)
-    try:
-        outcome = run_call(job.connection, call, context, job.http, local_dir, job.name, feed=feed)
-    except FeedAbandonedError as exc:
-        stopped, _, _ = loading.result()  # the load stopped first: raises its error if it raised one
-        raise ImportJobError(
-            f"{call.name}: the load stopped before the last page: {stopped.message}"
-        ) from exc
-    except BaseException as exc:
-        feed.fail(exc)  # already done by the call itself, unless it failed before it started
-        loading.wait()  # the load rolled back; the call's error is the one to report
-        raise
-    return outcome, loading.result()
 
 
 def _load_download(
@@ -312,15 +249,12 @@ def _load_download(
     facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": downloaded.url}
     with before_import(job.before_import, downloaded.local_path, facts) as local_path:
         source = SourceFile(downloaded.url, local_path, downloaded.size, None, downloaded.sha256)
-        return load_file(job.target, source, _settings(job, run_id, csv), rejects_dir)
+        return load_file(engine, source, csv.csv, _settings(job, run_id, csv), rejects_dir)
 
 
 def load_job(path: Path) -> ApiImportJob:
     """Read a job from a YAML file holding either the job itself or `{job: ...}`."""
-    import yaml
-
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return ApiImportJob.model_validate(document.get("job", document))
+    return load_job_file(ApiImportJob, path)
 
 
 def check_job_connection(job: ApiImportJob) -> CheckResult:
@@ -334,24 +268,20 @@ def check_job_connection(job: ApiImportJob) -> CheckResult:
     )
 
 
+def _check(job: ApiImportJob) -> int:
+    result = check_job_connection(job)
+    for line in [*(f"problem: {p}" for p in result.problems), *result.notes]:
+        print(line)
+    if not result.problems:
+        print(f"{job.connection}: connection OK")
+    return 1 if result.problems else 0
+
+
 def main(argv: list[str]) -> int:
     """Run (or, with --check, test the connection of) the job file given on the command line."""
-    check = "--check" in argv
-    paths = [arg for arg in argv if arg != "--check"]
-    if len(paths) != 1:
-        print("usage: python -m flows.import_json_from_api [--check] JOB.yaml", file=sys.stderr)
-        return 2
-    job = load_job(Path(paths[0]))
-    if check:
-        result = check_job_connection(job)
-        for line in [*(f"problem: {p}" for p in result.problems), *result.notes]:
-            print(line)
-        if not result.problems:
-            print(f"{job.connection}: connection OK")
-        return 1 if result.problems else 0
-    state, report = run_job(import_json_from_api, job)
-    print(render_text(report) if report else f"{state.name}: {state.message}")
-    return 0 if state.is_completed() else 1
+    return command_line(
+        argv, module="flows.import_json_from_api", model=ApiImportJob, flow=import_json_from_api, check=_check
+    )
 
 
 if __name__ == "__main__":

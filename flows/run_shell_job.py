@@ -19,9 +19,10 @@ from prefect.states import Completed, Failed
 from prefect_shell import ShellOperation
 from pydantic import ConfigDict, Field
 
-from flows.import_csv_from_ftp import JOB_NAME
+from flows._job import JOB_NAME, load_job_file
+from tasks.errors import ShellStepError
 from tasks.job_model import BlockRef, JobModel
-from tasks.shell import ShellStep, ShellStepError, run_shell_step
+from tasks.shell import ShellStep, run_shell_step
 
 
 class ShellJob(JobModel):
@@ -77,10 +78,7 @@ def _publish(job: ShellJob, markdown: str) -> None:
 
 def load_job(path: Path) -> ShellJob:
     """Read a job from a YAML file holding either the job itself or `{job: ...}`."""
-    import yaml
-
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return ShellJob.model_validate(document.get("job", document))
+    return load_job_file(ShellJob, path)
 
 
 def main(argv: list[str]) -> int:

@@ -1,9 +1,15 @@
-"""Errors an import job raises. Each tells its reader who must act and whether a retry can help.
+"""Errors an import job raises: the whole tree. Each tells its reader who must act and whether a retry can help.
 
-ImportJobError                 the job owner must read this
-+-- SourceUnavailableError     down, slow or throttling: a retry may help
-+-- SourceRejectedError        login, path or request refused: fix the connection or the job
-+-- BadFileError               content unreadable with the job's settings: fix the file or the job
+ImportJobError                     the job owner must read this
++-- ShellStepError                 a before/after shell step failed; its command and exit code say why
++-- ImportFailedError              a run ended FAILED; carries its report (its files' errors say why)
++-- SourceUnavailableError         down, slow or throttling: a retry may help
+|   +-- TokenUnavailableError      the OAuth2 token endpoint failed; the request was not sent
+|   +-- FeedAbandonedError         the load of a paging call stopped; the call stops fetching
+|   +-- CallFailedError            the paging call failed; its load rolls back
++-- SourceRejectedError            login, path or request refused: fix the connection or the job
++-- BadFileError                   content unreadable with the job's settings: fix the file or the job
+    +-- ThresholdExceededError     too many rows of one file rejected; the file was rolled back
 
 Invalid job configuration stays a pydantic ``ValidationError``: it already carries the field's
 location. Library errors are translated into this tree once, at the task boundary, with
@@ -11,6 +17,24 @@ location. Library errors are translated into this tree once, at the task boundar
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.run.report import ImportReport
+
+__all__ = [
+    "BadFileError",
+    "CallFailedError",
+    "FeedAbandonedError",
+    "ImportFailedError",
+    "ImportJobError",
+    "ShellStepError",
+    "SourceRejectedError",
+    "SourceUnavailableError",
+    "ThresholdExceededError",
+    "TokenUnavailableError",
+]
 
 
 class ImportJobError(Exception):
@@ -27,3 +51,38 @@ class SourceRejectedError(ImportJobError):
 
 class BadFileError(ImportJobError):
     """A file or payload could not be read with the job's settings."""
+
+
+class ThresholdExceededError(BadFileError):
+    """Too many rows of one file were rejected; the file was rolled back."""
+
+
+class TokenUnavailableError(SourceUnavailableError):
+    """The OAuth2 token endpoint could not be reached or failed; the request was not sent."""
+
+
+class FeedAbandonedError(SourceUnavailableError):
+    """The load stopped reading the feed (it failed); the call stops fetching pages.
+
+    Only the call's half of a paging call sees it: the load's own error is the one reported. The pages
+    fetched so far were not loaded, so the run can be retried once the load's error is dealt with.
+    """
+
+
+class CallFailedError(SourceUnavailableError):
+    """The paging call failed; the load rolls back (the call's own error is the one reported).
+
+    Nothing was loaded, so the run can be retried; whether that helps now is what the call's error says.
+    """
+
+
+class ShellStepError(ImportJobError):
+    """A shell step failed, timed out or could not start; the message names the block and command."""
+
+
+class ImportFailedError(ImportJobError):
+    """A run ended FAILED; carries its report so callers can still read what happened."""
+
+    def __init__(self, message: str, report: ImportReport) -> None:
+        super().__init__(message)
+        self.report = report

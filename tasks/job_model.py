@@ -31,6 +31,15 @@ from pydantic_core import PydanticCustomError
 from blocks.database import DatabaseConnection
 from tasks.shell import ShellStep
 
+__all__ = [
+    "PLACEHOLDER_ERROR",
+    "BlockRef",
+    "JobModel",
+    "PlaceholderHit",
+    "import_blocks",
+    "placeholder_hits",
+]
+
 PLACEHOLDER_ERROR = "prefect_placeholder"
 """The pydantic error type of a refused placeholder (`deployments check` reports those rows itself)."""
 

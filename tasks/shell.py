@@ -39,8 +39,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import BadFileError, ImportJobError
-from tasks.report import ImportReport
+from tasks.errors import BadFileError, ShellStepError
+from tasks.run.report import ImportReport
+
+__all__ = [
+    "AfterImportStep",
+    "BeforeImportStep",
+    "ShellStep",
+    "StepResult",
+    "after_import",
+    "before_import",
+    "chosen_file",
+    "command_text",
+    "failure_message",
+    "run_facts",
+    "run_shell_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +101,6 @@ class AfterImportStep(ShellStep):
         default=False,
         description="Also run when the run loaded with rejects (PARTIAL). It never runs on FAILED or SKIPPED.",
     )
-
-
-class ShellStepError(ImportJobError):
-    """A shell step failed, timed out or could not start; the message names the block and command."""
 
 
 @dataclass(frozen=True)

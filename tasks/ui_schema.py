@@ -25,6 +25,12 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator
 from pydantic.config import JsonDict
 
+__all__ = [
+    "OptionalMapping",
+    "empty_as_none",
+    "json_editor",
+]
+
 K = TypeVar("K")
 V = TypeVar("V")
 

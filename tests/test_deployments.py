@@ -9,7 +9,7 @@ import yaml
 
 from deployments.manifest import PREFECT_YAML, Deployment, load_deployments
 from flows.import_json_from_api import ApiImportJob
-from tasks.calls import CsvFile, DownloadPattern, PagingPattern, RetryPattern
+from tasks.api.calls import CsvFile, DownloadPattern, PagingPattern, RetryPattern
 
 DEPLOYMENTS = load_deployments()
 

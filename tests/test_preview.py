@@ -253,3 +253,42 @@ def test_preview_of_an_unknown_deployment_or_block_says_so(
     job = _deployment_job("products-from-pim-api", connection=f"absent-{uuid.uuid4().hex[:6]}")
     assert main(["preview", "products-from-pim-api", "--job-file", str(_job_file(tmp_path, job))]) == 1
     assert "Preview of products-from-pim-api failed" in capsys.readouterr().err
+
+
+def test_api_preview_maps_child_records_as_a_run_does(
+    tmp_path: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [{"lineId": "L1", "sku": "V1", "quantity": 2}, {"lineId": "L2", "sku": "V2", "quantity": "two"}]
+    order = {"id": "O1", "account": "A1", "supplier": "S1", "status": "ORDER_CREATED", "orderLines": lines}
+    httpserver.expect_request("/orders").respond_with_json({"elements": [order]})
+    hub, database = _hub_block(tmp_path)
+    job = _deployment_job("products-from-pim-api", connection=_api_block(httpserver), target=hub)
+    job.update(
+        entity="orders",
+        calls=[
+            {"name": "orders", "path": "orders", "pattern": {"kind": "default", "content_path": "$.elements"}}
+        ],
+        mapping={
+            "$.id": "orderExternalId",
+            "$.account": "accountExternalId",
+            "$.supplier": "supplierExternalId",
+            "$.status": "orderStatus",
+        },
+        children={
+            "path": "$.orderLines",
+            "mapping": {
+                "$.lineId": "orderLineExternalId",
+                "$.sku": "variantExternalId",
+                "$.quantity": "orderLineQuantity",
+            },
+        },
+    )
+
+    code = main(["preview", "products-from-pim-api", "--job-file", str(_job_file(tmp_path, job))])
+    out = capsys.readouterr().out
+
+    assert code == 0, out
+    assert "$.orderLines[*].lineId -> orderLineExternalId" in out
+    assert "First 2 record(s): 1 ok, 1 rejected" in out  # one row per order line, as a run loads them
+    assert any("L2" in line or "two" in line for line in out.splitlines() if "rejected" in line)
+    assert not database.exists()

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from blocks.database import DatabaseConnection
 from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
-from tasks.report import ImportReport
+from tasks.run.report import ImportReport
 from tests.fixtures_servers import LocalFtp, LocalSftp, make_block
 from tests.flows.hub import run_for_report
 

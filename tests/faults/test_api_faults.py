@@ -20,10 +20,10 @@ from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
+from tasks.api.http import RetryPolicy, decode_json, download, open_client, send
+from tasks.api.paging import PageNumberPaging, walk_pages
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
-from tasks.http import RetryPolicy, decode_json, download, open_client, send
-from tasks.pagination import PageNumberPaging, walk_pages
-from tasks.report import ImportReport
+from tasks.run.report import ImportReport
 from tests.faults.harness import save_hub, table
 from tests.flows.hub import run_for_report
 

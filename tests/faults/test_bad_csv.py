@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tasks.csv import CsvFormat, Encoding
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.mapping import CellFormats
-from tasks.report import FileReport, Reject
+from tasks.csv.load import import_csv_file
+from tasks.csv.reader import CsvFormat, Encoding
+from tasks.hub.load import LoadSettings, SourceFile
+from tasks.hub.mapping import CellFormats
+from tasks.run.report import FileReport, Reject
 
 SUPPLIERS = "Supplier External Id,Supplier Name,Description\n"
 
@@ -35,12 +36,16 @@ def load(
         run_id="run-1",
         entity="suppliers",
         mapping=None,
-        csv=CsvFormat(delimiter=",", encoding=encoding),
         formats=CellFormats(),
         reject_threshold_percent=threshold,
     )
     return import_csv_file(
-        engine, source, settings, rejects_dir=folder / "rejects", logger=logging.getLogger("test")
+        engine,
+        source,
+        CsvFormat(delimiter=",", encoding=encoding),
+        settings,
+        rejects_dir=folder / "rejects",
+        logger=logging.getLogger("test"),
     )
 
 

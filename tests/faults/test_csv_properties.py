@@ -14,10 +14,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import BLOCK_BYTES, LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
-from tasks.entities import entity
+from tasks.csv.reader import BLOCK_BYTES, LINE, RECORD, CsvFormat, iter_batches, read_header, to_utf8
 from tasks.errors import BadFileError
-from tasks.mapping import (
+from tasks.hub.entities import entity
+from tasks.hub.mapping import (
     NUL_BYTE,
     TOO_FEW_FIELDS,
     TOO_MANY_FIELDS,

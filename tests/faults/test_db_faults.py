@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-import tasks.ledger
-import tasks.load
+import tasks.hub.ledger
+import tasks.hub.staging
 from tests.faults.harness import (
     content,
     csv_job,
@@ -115,9 +115,11 @@ def test_connections_killed_mid_file_roll_it_back_and_a_rerun_loads_it_once(
     fired: list[int] = []
     kill = lambda: _terminate(postgres_admin_url, app)  # noqa: E731
     if point == "while-staging":
-        monkeypatch.setattr(tasks.load.Staging, "stage", _once(kill, tasks.load.Staging.stage, fired))
+        monkeypatch.setattr(
+            tasks.hub.staging.Staging, "stage", _once(kill, tasks.hub.staging.Staging.stage, fired)
+        )
     else:
-        monkeypatch.setattr("tasks.file_import.record_file", _once(kill, tasks.ledger.record_file, fired))
+        monkeypatch.setattr("tasks.hub.load.record_file", _once(kill, tasks.hub.ledger.record_file, fired))
 
     state, report = run_csv(job)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-import tasks.ftp
+import tasks.files.tasks
 from blocks.database import state_dir
 from tests.faults.harness import (
     csv_job,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 @pytest.fixture(autouse=True)
 def fast_retries() -> Iterator[None]:
     """The FTP tasks keep their two retries, without the 5 s and 30 s waits (the task holds this list)."""
-    delays = tasks.ftp.RETRY_DELAYS_SECONDS
+    delays = tasks.files.tasks.RETRY_DELAYS_SECONDS
     saved = list(delays)
     delays[:] = [0.0] * len(saved)
     yield

@@ -38,7 +38,7 @@ from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
-from tasks.report import ImportReport, report_of
+from tasks.run.report import ImportReport, report_of
 from tests.faults.harness import csv_job, make_folders, products_csv, save_ftp_block, save_hub, table
 from tests.fixtures_servers import LocalFtp, LocalSftp
 

@@ -21,7 +21,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL
 
 from blocks.database import PROJECT_ROOT
-from tasks.ledger import ABANDONED
+from tasks.hub.ledger import ABANDONED
 from tests.faults.harness import (
     content,
     csv_job,

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from prefect.client.schemas.objects import State
 
-from tasks.report import ImportReport, run_job
+from tasks.run.report import ImportReport, run_job
 
 
 def run_for_report(flow: Callable[..., Any], job: Any) -> tuple[State, ImportReport]:

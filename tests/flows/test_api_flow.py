@@ -27,8 +27,8 @@ from werkzeug import Request, Response
 from blocks.api import ApiConnection
 from blocks.database import DatabaseConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api, main
-from tasks.calls import iso_utc
-from tasks.report import ImportReport, render_markdown, render_text
+from tasks.api.calls import iso_utc
+from tasks.run.report import ImportReport, render_markdown, render_text
 from tests.flows.hub import rows, run_for_report
 
 pytestmark = pytest.mark.usefixtures("prefect_server")

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from blocks.database import DatabaseConnection
 from flows.import_csv_from_ftp import CsvImportJob, check_job_connection, import_csv_from_ftp
-from tasks.report import ImportReport
+from tasks.run.report import ImportReport
 from tests.fixtures_servers import make_block
 from tests.flows.hub import rows, run_for_report
 

@@ -15,12 +15,13 @@ from typing import Any, Literal
 import pytest
 import sqlalchemy as sa
 
-from tasks.csv import CsvFormat, Encoding
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.ledger import find_loaded
-from tasks.mapping import CellFormats
-from tasks.report import REJECT_SAMPLE, FileReport, Reject
-from tasks.schema import ledger
+from tasks.csv.load import import_csv_file
+from tasks.csv.reader import CsvFormat, Encoding
+from tasks.hub.ledger import find_loaded
+from tasks.hub.load import LoadSettings, SourceFile
+from tasks.hub.mapping import CellFormats
+from tasks.hub.schema import ledger
+from tasks.run.report import REJECT_SAMPLE, FileReport, Reject
 
 JOB = "test-job"
 
@@ -57,13 +58,13 @@ class Hub:
             run_id="run-1",
             entity=entity,
             mapping=mapping,
-            csv=CsvFormat(delimiter=delimiter, encoding=encoding, batch_rows=batch_rows),
             formats=CellFormats(),
             reject_threshold_percent=threshold,
         )
         return import_csv_file(
             self.engine,
             source,
+            CsvFormat(delimiter=delimiter, encoding=encoding, batch_rows=batch_rows),
             settings,
             rejects_dir=self.folder / "rejects",
             logger=logging.getLogger("test"),

@@ -18,8 +18,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
+from tasks.api.http import RetryPolicy, decode_json, download, open_client, retry_after_seconds, send
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
-from tasks.http import RetryPolicy, decode_json, download, open_client, retry_after_seconds, send
 
 API_KEY = "k3y-SUPER-secret-4242"
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.05, retry_after_cap=5.0, deadline_seconds=20)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tasks.csv import CsvFormat
-from tasks.file_import import LoadSettings, SourceFile, import_csv_file
-from tasks.mapping import CellFormats
-from tasks.report import FileReport
+from tasks.csv.load import import_csv_file
+from tasks.csv.reader import CsvFormat
+from tasks.hub.load import LoadSettings, SourceFile
+from tasks.hub.mapping import CellFormats
+from tasks.run.report import FileReport
 
 
 def _load(engine: sa.Engine, folder: Path, text: str) -> FileReport:
@@ -28,12 +29,16 @@ def _load(engine: sa.Engine, folder: Path, text: str) -> FileReport:
         run_id="run-1",
         entity="products",
         mapping=None,
-        csv=CsvFormat(delimiter=",", batch_rows=1_000),
         formats=CellFormats(),
         reject_threshold_percent=0,
     )
     report, _ = import_csv_file(
-        engine, source, settings, rejects_dir=folder / "rejects", logger=logging.getLogger("test")
+        engine,
+        source,
+        CsvFormat(delimiter=",", batch_rows=1_000),
+        settings,
+        rejects_dir=folder / "rejects",
+        logger=logging.getLogger("test"),
     )
     return report
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows.import_json_from_api import ApiImportJob
-from tasks.calls import (
+from tasks.api.calls import (
     ApiCall,
     CallContext,
     CsvFile,

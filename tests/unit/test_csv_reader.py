@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import (
+from tasks.csv.reader import (
     BLOCK_BYTES,
     EXTRA,
     FIELDS,
@@ -311,7 +311,7 @@ def test_an_unclosed_quote_in_the_header_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("block_bytes", [1, BLOCK_BYTES])
 def test_ragged_records_are_marked_with_their_field_count(tmp_path: Path, block_bytes: int) -> None:
-    # Per-row rejects need the reader to say which records are ragged (tasks.mapping rejects them).
+    # Per-row rejects need the reader to say which records are ragged (tasks.hub.mapping rejects them).
     path = write(tmp_path, "Key,Value\nK1,1\nK2\nK3,3,extra,more\nK4,4\n")
     _, batches = read_all(path, block_bytes=block_bytes)
     marked = [(row[RECORD], row[LINE], row.get(FIELDS), row.get(EXTRA)) for row in records(batches)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.entities import CUSTOM_FIELD_PREFIX, ENTITIES, Entity, EntityName, TableSpec, entity
+from tasks.hub.entities import CUSTOM_FIELD_PREFIX, ENTITIES, Entity, EntityName, TableSpec, entity
 
 ALL = [pytest.param(catalogue, id=name) for name, catalogue in ENTITIES.items()]
 TABLES = [

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from tasks.jsonpath import (
+from tasks.api.jsonpath import (
     JsonPath,
     compile_jsonpath,
     extract_value,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tasks.csv import LINE, RECORD
-from tasks.entities import CUSTOM_FIELDS_COLUMN, entity
+from tasks.csv.reader import LINE, RECORD
 from tasks.errors import BadFileError
-from tasks.mapping import (
+from tasks.hub.entities import CUSTOM_FIELDS_COLUMN, entity
+from tasks.hub.mapping import (
     REJECT_SCHEMA,
     CellFormats,
     MappingPlan,

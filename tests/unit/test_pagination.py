@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tasks.api.paging import PageNumberPaging, page_records, walk_pages
 from tasks.errors import BadFileError, SourceRejectedError
-from tasks.pagination import PageNumberPaging, page_records, walk_pages
 
 # The seed's example: pageNumber / pageSize / $.paging.totalPages / $.elements, first page 1, size 1.
 SEED = PageNumberPaging(

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from tasks.jsonpath import JsonValue
-from tasks.record_feed import CallFailedError, FeedAbandonedError, RecordFeed
+from tasks.api.feed import RecordFeed
+from tasks.api.jsonpath import JsonValue
+from tasks.errors import CallFailedError, FeedAbandonedError
 
 
 def _produce(feed: RecordFeed, pages: int, per_page: int, errors: list[BaseException]) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tasks.entities import entity
+from tasks.api.records import RecordMapper, cell_text
+from tasks.api.spool import SpoolWriter, export_spool
 from tasks.errors import SourceUnavailableError
-from tasks.mapping import CellFormats, validate_batch
-from tasks.records import RecordMapper, cell_text
-from tasks.spool import SpoolWriter, export_spool
+from tasks.hub.entities import entity
+from tasks.hub.mapping import CellFormats, validate_batch
 
 RECORDS = [
     {

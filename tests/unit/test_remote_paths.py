@@ -13,16 +13,16 @@ import pytest
 
 from blocks.ftp import FtpConnection
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
-from tasks.remote_errors import translate_error
-from tasks.remote_files import RemoteFile, classify_listing
-from tasks.remote_paths import (
+from tasks.files.failures import translate_error
+from tasks.files.listing import RemoteFile, classify_listing
+from tasks.files.paramiko_backend import ssh_fingerprint
+from tasks.files.paths import (
     candidate_names,
     local_file_name,
     relative_to_root,
     resolve_root,
     safe_remote_path,
 )
-from tasks.sftp_client import ssh_fingerprint
 
 NOW = datetime(2026, 11, 23, 10, 15, 0, tzinfo=UTC)
 PASSWORD = "pw-that-must-stay-secret"

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from flows.import_csv_from_ftp import CsvImportJob
 from flows.run_shell_job import ShellJob
 from tasks.errors import BadFileError
-from tasks.report import FileReport, ImportReport
+from tasks.run.report import FileReport, ImportReport
 from tasks.shell import OUTPUT_NAME, AfterImportStep, chosen_file, command_text, failure_message, run_facts
 
 

@@ -1,0 +1,238 @@
+"""Walk an API's page-number pages: the settings, and one pure loop over an injected `get_page`.
+
+The loop knows no HTTP: the caller passes `get_page(params) -> decoded body`, so the stop rules, the
+loop guard, the page cap and the warnings are tested with canned bodies. Once the first page gives the
+total number of pages, the others are fetched `concurrency` at a time from a thread pool (`get_page`
+must then be thread-safe, as an `httpx.Client` is); pages are still yielded in order, and at most
+`2 x concurrency` of them are held at once, so memory stays bounded whatever the total.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
+from tasks.errors import BadFileError, SourceRejectedError
+
+GetPage = Callable[[dict[str, Any]], JsonValue]
+
+
+class PageNumberPaging(BaseModel):
+    """How a call asks for its pages by number, and where each page holds its records and totals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page_number_param: str = Field(
+        description="Query parameter that carries the page number, e.g. `pageNumber`."
+    )
+    page_size_param: str = Field(description="Query parameter that carries the page size, e.g. `pageSize`.")
+    page_size: int = Field(ge=1, description="Number of records to ask for per page.")
+    first_page: int = Field(
+        default=0, ge=0, le=1, description="Number the API gives its first page (0 or 1)."
+    )
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.elements`.")
+    total_pages_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the total number of pages, e.g. `$.paging.totalPages`; empty: stop at the first empty page.",
+    )
+    total_records_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the total number of records, checked against the records received; "
+        "empty: the `totalRecords` next to the total pages, when there is one.",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+    concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Pages fetched at the same time once the first page gives the total number of pages "
+        "(records keep their order). 1 fetches one page after the other; keep it small for fragile APIs.",
+    )
+
+    def params_for(self, number: int) -> dict[str, Any]:
+        """Return the query parameters that ask for page `number`."""
+        return {self.page_number_param: number, self.page_size_param: self.page_size}
+
+    def records_total_path(self) -> str | None:
+        """Return the path of the record total: the setting, or `totalRecords` beside `totalPages`."""
+        if self.total_records_path:
+            return self.total_records_path
+        if self.total_pages_path and self.total_pages_path.endswith(".totalPages"):
+            return self.total_pages_path.removesuffix("totalPages") + "totalRecords"
+        return None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One fetched page: its number, its records and the whole decoded body."""
+
+    number: int
+    records: list[JsonValue]
+    body: JsonValue
+
+
+def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
+    """Return a page's records: the list the content path points at, or all the values it matches."""
+    compiled = compile_jsonpath(content_path)
+    matches = compiled.find(body)
+    if not compiled.multi and len(matches) == 1:
+        only = matches[0]
+        return only if isinstance(only, list) else [] if only is None else [only]
+    return matches
+
+
+def _count(path: str | None, body: JsonValue, setting: str) -> int | None:
+    value = find_first(path, body) if path else None
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadFileError(
+            f"`{path}` gave {str(value)[:50]!r}, not a whole number. Check the call's `paging.{setting}`."
+        ) from None
+
+
+@dataclass
+class PageWalk:
+    """Iterate once to fetch the pages lazily; afterwards `pages`, `records` and `warnings` are final."""
+
+    get_page: GetPage
+    paging: PageNumberPaging
+    params: dict[str, Any] = field(default_factory=dict)
+    pages: int = 0
+    records: int = 0
+    total_pages: int | None = None
+    total_records: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Page]:
+        first = self._fetch(self.paging.first_page)
+        if not first.records:
+            self._check_empty_stop(first.number)
+        elif self.total_pages is not None and self.paging.concurrency > 1:
+            yield from self._concurrently(first)
+        else:
+            yield from self._one_by_one(first)
+        self._check_record_total()
+
+    def _one_by_one(self, page: Page) -> Iterator[Page]:
+        previous: list[JsonValue] | None = None
+        while True:
+            previous = self._guard_loop(page, previous)
+            yield page
+            if self._reached_total(page):
+                return
+            page = self._fetch(page.number + 1)
+            if not page.records:
+                self._check_empty_stop(page.number)
+                return
+
+    def _concurrently(self, first: Page) -> Iterator[Page]:
+        total = self.total_pages or 0
+        if total > self.paging.max_pages:
+            raise SourceRejectedError(
+                f"The API reports {total:,} pages, more than the call's `paging.max_pages` "
+                f"({self.paging.max_pages:,}). Raise `paging.max_pages` if the API really has that many, "
+                "or ask for bigger pages with `paging.page_size`."
+            )
+        previous = self._guard_loop(first, None)
+        yield first
+        if self._reached_total(first):
+            return
+        numbers = iter(range(first.number + 1, first.number + total))
+        pool = ThreadPoolExecutor(self.paging.concurrency, thread_name_prefix="page")
+        window: deque[tuple[int, Future[JsonValue]]] = deque()
+
+        def submit() -> None:
+            number = next(numbers, None)
+            if number is not None:
+                window.append((number, pool.submit(self._get, number)))
+
+        try:
+            for _ in range(2 * self.paging.concurrency):  # in flight, plus fetched and waiting their turn
+                submit()
+            while window:
+                number, future = window.popleft()
+                page = self._take(number, future.result())
+                submit()
+                if not page.records:
+                    self._check_empty_stop(number)
+                    return
+                previous = self._guard_loop(page, previous)
+                yield page
+                if not window and self._reached_total(page):
+                    return
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # an early stop drops the pages not yet needed
+
+    def _fetch(self, number: int) -> Page:
+        if self.pages >= self.paging.max_pages:
+            raise SourceRejectedError(
+                f"Stopped after {self.paging.max_pages:,} pages without reaching the last page. Raise the "
+                "call's `paging.max_pages` if the API really has that many, or check `paging.total_pages_path`."
+            )
+        return self._take(number, self._get(number))
+
+    def _get(self, number: int) -> JsonValue:
+        return self.get_page({**self.params, **self.paging.params_for(number)})
+
+    def _take(self, number: int, body: JsonValue) -> Page:
+        self.pages += 1
+        self.total_pages = _count(self.paging.total_pages_path, body, "total_pages_path")
+        self.total_records = _count(self.paging.records_total_path(), body, "total_records_path")
+        records = page_records(self.paging.content_path, body)
+        self.records += len(records)
+        return Page(number, records, body)
+
+    def _guard_loop(self, page: Page, previous: list[JsonValue] | None) -> list[JsonValue]:
+        # Comparing with the previous page's records (kept until the next page) stops at the first
+        # difference, which for real pages is the first record: far cheaper than hashing every page.
+        if page.records == previous:
+            raise SourceRejectedError(
+                f"Pages {page.number - 1} and {page.number} returned the same records: the API seems to "
+                f"ignore the page number. Check the call's `paging.page_number_param` "
+                f"({self.paging.page_number_param!r}) and `paging.first_page` ({self.paging.first_page})."
+            )
+        return page.records
+
+    def _reached_total(self, page: Page) -> bool:
+        if self.total_pages is None or page.number - self.paging.first_page + 1 < self.total_pages:
+            return False
+        if len(page.records) >= self.paging.page_size and self._more_after(page.number):
+            self.warnings.append(
+                f"The API reported {self.total_pages:,} pages but the last one was full and more records "
+                f"exist: `totalPages` is smaller than the data; stopped at page {page.number}."
+            )
+        return True
+
+    def _more_after(self, number: int) -> bool:
+        # A full last page is ambiguous: the record total settles it, else one probe of the next page.
+        if self.total_records is not None:
+            return self.total_records > self.records
+        return bool(page_records(self.paging.content_path, self._get(number + 1)))
+
+    def _check_empty_stop(self, number: int) -> None:
+        fetched = number - self.paging.first_page
+        if self.total_pages is not None and fetched < self.total_pages:
+            self.warnings.append(
+                f"The API reported {self.total_pages:,} pages but page {number} was empty: stopped after "
+                f"{fetched:,} pages of data."
+            )
+
+    def _check_record_total(self) -> None:
+        if self.total_records is not None and self.total_records != self.records:
+            self.warnings.append(
+                f"The API reported {self.total_records:,} records but {self.records:,} were received."
+            )
+
+
+def walk_pages(get_page: GetPage, paging: PageNumberPaging, params: dict[str, Any] | None = None) -> PageWalk:
+    """Return a lazy walk over the pages; `params` are the call's other query parameters."""
+    return PageWalk(get_page, paging, dict(params or {}))

@@ -1,0 +1,352 @@
+"""Run one call of an API import job: its request, pages, polls or download, as one Prefect task.
+
+`run_call` is the task the flow runs for each call, in order; it resolves the call's value templates
+against what earlier calls left (``tasks/api/calls.py``), sends the requests (``tasks/api/http/``), walks the
+pages (``tasks/api/paging.py``) and writes every response to a spool file (``tasks/api/spool.py``) so the
+records never pile up in memory. It returns a `CallOutcome`: the response later calls read, the
+captured variables, the spool (or the downloaded file) and the counts for the report.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from pydantic import BaseModel, ConfigDict, Field
+
+from blocks.api import ApiConnection
+from blocks.run_cache import load_block
+from tasks.api.calls import (
+    CAPTURED,
+    ApiCall,
+    CallContext,
+    DownloadPattern,
+    JsonFile,
+    PagingPattern,
+    RetryPattern,
+    as_text,
+    records_of,
+    render_path,
+    resolve_body,
+    resolve_value,
+)
+from tasks.api.feed import RecordFeed
+from tasks.api.http import (
+    DEFAULT_MAX_BYTES,
+    Download,
+    RetryPolicy,
+    decode_json,
+    download,
+    open_client,
+    safe_url,
+    send,
+)
+from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
+from tasks.api.paging import walk_pages
+from tasks.api.spool import Spool, SpoolWriter, export_spool
+from tasks.errors import SourceRejectedError, SourceUnavailableError
+
+
+class HttpSettings(BaseModel):
+    """Limits of the job's requests; the defaults suit most APIs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="HTTP limits")
+
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds to wait for each connect, read or write. Empty: the connection block's timeout.",
+    )
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_BYTES,
+        ge=1024,
+        description="Largest response (or downloaded file) accepted, in bytes.",
+    )
+    call_deadline_seconds: float = Field(
+        default=1800.0, gt=0, description="Total time one call (all its pages, polls and retries) may take."
+    )
+    transport_attempts: int = Field(
+        default=5, ge=1, le=20, description="Attempts of one request on transient failures (down, 429, 5xx)."
+    )
+    transport_initial_wait_seconds: float = Field(
+        default=1.0, ge=0, description="First wait before retrying a failed request; it grows exponentially."
+    )
+    retry_after_cap_seconds: float = Field(
+        default=120.0, ge=0, description="Longest `Retry-After` wait honoured; longer asks wait this long."
+    )
+
+    def policy(self) -> RetryPolicy:
+        """Return the transport retry policy these settings describe."""
+        return RetryPolicy(
+            max_attempts=self.transport_attempts,
+            initial_wait=self.transport_initial_wait_seconds,
+            max_wait=max(60.0, self.transport_initial_wait_seconds),
+            retry_after_cap=self.retry_after_cap_seconds,
+            deadline_seconds=self.call_deadline_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    """A file a download call saved locally."""
+
+    url: str
+    local_path: Path
+    size: int
+    sha256: str
+
+
+@dataclass
+class CallOutcome:
+    """What a call left for the next ones: its (first or final) response, captures, spooled records, counts.
+
+    The records are not held in memory: `spool` is the gzip NDJSON file of the call's responses.
+    """
+
+    body: JsonValue
+    captured: dict[str, JsonValue] = field(default_factory=dict)
+    spool: Spool | None = None
+    download: DownloadedFile | None = None
+    pages: int = 0
+    polls: int = 0
+    warnings: list[str] = field(default_factory=list)
+    exported_to: str | None = None
+
+    @property
+    def record_count(self) -> int:
+        """Return how many records the call returned."""
+        return self.spool.records if self.spool else 0
+
+    @property
+    def records(self) -> list[JsonValue]:
+        """Return every record in a list: for previews and small answers only (the load streams them)."""
+        return list(self.spool.records_iter()) if self.spool else []
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    client: httpx.Client
+    call: ApiCall
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: JsonValue
+    http: HttpSettings
+    deadline: float
+
+    def send(self, params: dict[str, Any] | None = None, method: str | None = None) -> httpx.Response:
+        return send(
+            self.client,
+            method or self.call.method,
+            self.path,
+            params=params if params is not None else self.query,
+            json=self.body,
+            headers=self.headers or None,
+            max_bytes=self.http.max_bytes,
+            deadline=self.deadline,
+            policy=self.http.policy(),
+        )
+
+
+@task(name="api-call", task_run_name="{call.name}", cache_policy=NO_CACHE)
+def run_call(
+    connection_name: str,
+    call: ApiCall,
+    context: CallContext,
+    http: HttpSettings,
+    work_dir: Path,
+    job_name: str = "api-job",
+    feed: RecordFeed | None = None,
+) -> CallOutcome:
+    """Run one call (its pages, polls or download) and return what later calls and the load need.
+
+    With a `feed` (a paging call that is the job's last), each page's records also go to a load running
+    at the same time: the feed is finished only once everything here succeeded, and failed otherwise.
+    """
+    try:
+        outcome = _run(connection_name, call, context, http, work_dir, job_name, feed)
+    except BaseException as exc:
+        if feed is not None:
+            feed.fail(exc)
+        raise
+    if feed is not None:
+        feed.finish()
+    return outcome
+
+
+def _run(
+    connection_name: str,
+    call: ApiCall,
+    context: CallContext,
+    http: HttpSettings,
+    work_dir: Path,
+    job_name: str,
+    feed: RecordFeed | None,
+) -> CallOutcome:
+    connection = load_block(ApiConnection, connection_name)
+    if http.timeout_seconds is not None:
+        connection = connection.model_copy(update={"timeout_seconds": http.timeout_seconds})
+    with open_client(connection) as client:
+        try:
+            outcome = _execute(client, call, context, http, work_dir, feed)
+        except ValueError as exc:  # a template that cannot be resolved with this response
+            raise SourceRejectedError(f"{exc} Fix the call's values.") from exc
+    outcome.captured = _capture(call, outcome.body)
+    pattern = call.pattern
+    if isinstance(pattern, PagingPattern) and pattern.export_pages_to and outcome.spool is not None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        outcome.exported_to = export_spool(
+            outcome.spool, pattern.export_pages_to, f"{job_name}-{call.name}-{stamp}"
+        )
+        get_run_logger().info("Pages of call %r exported to %s", call.name, outcome.exported_to)
+    return outcome
+
+
+def _execute(
+    client: httpx.Client,
+    call: ApiCall,
+    context: CallContext,
+    http: HttpSettings,
+    work_dir: Path,
+    feed: RecordFeed | None = None,
+) -> CallOutcome:
+    deadline = http.policy().deadline()
+    pattern = call.pattern
+    if isinstance(pattern, DownloadPattern):
+        return _download(client, call, pattern, context, http, deadline, work_dir)
+    where = f"call {call.name!r}"
+    values = {k: resolve_value(v, context, where=f"{where} path {k}") for k, v in call.path_variables.items()}
+    request = CallRequest(
+        client,
+        call,
+        render_path(call.path, values),
+        {k: as_text(resolve_value(v, context, where=f"{where} query {k}")) for k, v in call.query.items()},
+        {k: as_text(resolve_value(v, context, where=f"{where} header {k}")) for k, v in call.headers.items()},
+        resolve_body(call.body, context, where=f"{where} body") if call.body is not None else None,
+        http,
+        deadline,
+    )
+    if isinstance(pattern, PagingPattern):
+        return page_call(request, pattern, work_dir, feed)
+    if isinstance(pattern, RetryPattern):
+        return _poll(request, pattern, work_dir)
+    body = decode_json(request.send())
+    return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, call.content_path()))
+
+
+def _spool_one(work_dir: Path, call: ApiCall, body: JsonValue, content_path: str | None) -> Spool:
+    writer = SpoolWriter(_spool_path(work_dir, call), content_path, paged=False)
+    writer.write(body, len(records_of(body, content_path)))
+    return writer.close()
+
+
+def _spool_path(work_dir: Path, call: ApiCall) -> Path:
+    return work_dir / f"{call.name}-{uuid.uuid4().hex[:8]}.ndjson.gz"
+
+
+def page_call(
+    request: CallRequest, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None
+) -> CallOutcome:
+    raw: dict[Any, bytes] = {}  # each page's body as received, by page number, until spooled
+
+    def get_page(params: dict[str, Any]) -> JsonValue:
+        response = request.send(params)
+        body = decode_json(response)
+        raw[params[paging.page_number_param]] = response.content
+        return body
+
+    walk = walk_pages(get_page, paging, request.query)
+    writer = SpoolWriter(_spool_path(work_dir, request.call), paging.content_path, paged=True)
+    first: JsonValue = None
+    try:
+        for page in walk:
+            first = page.body if first is None else first
+            writer.write(page.body, len(page.records), raw.pop(page.number, None))
+            if feed is not None and page.records:
+                feed.put(page.records)
+    except BaseException:
+        writer.discard()
+        raise
+    spool = writer.close()
+    return CallOutcome(body=first, spool=spool, pages=walk.pages, warnings=list(walk.warnings))
+
+
+def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutcome:
+    status, value = 0, None
+    for attempt in range(1, retry.max_attempts + 1):
+        response = request.send()
+        status = response.status_code
+        body = decode_json(response) if status == retry.expected_status else None
+        value = find_first(retry.condition_path, body) if body is not None else None
+        if status == retry.expected_status and as_text(value) == retry.value:
+            spool = _spool_one(work_dir, request.call, body, retry.content_path)
+            return CallOutcome(body=body, spool=spool, polls=attempt)
+        if attempt < retry.max_attempts:
+            if time.monotonic() + retry.interval_seconds >= request.deadline:
+                break
+            time.sleep(retry.interval_seconds)
+    raise SourceUnavailableError(
+        f"{request.call.method} {safe_url(request.client.base_url.join(request.path))}: still not ready "
+        f"after {attempt} attempt(s): last status {status}, `{retry.condition_path}` was {as_text(value)!r}, "
+        f"expected status {retry.expected_status} with {retry.value!r}. Raise the call's "
+        "`pattern.max_attempts` or `pattern.interval_seconds` (or `http.call_deadline_seconds`), or run later."
+    )
+
+
+def _download(
+    client: httpx.Client,
+    call: ApiCall,
+    pattern: DownloadPattern,
+    context: CallContext,
+    http: HttpSettings,
+    deadline: float,
+    work_dir: Path,
+) -> CallOutcome:
+    source = pattern.url_from
+    if CAPTURED.search(source):
+        url = resolve_value(source, context, where=f"call {call.name!r} url_from")
+    else:
+        url = find_first(compile_jsonpath(source).expression, context.previous)
+    if not isinstance(url, str) or not url.strip():
+        raise SourceRejectedError(
+            f"call {call.name!r}: `{source}` gave no file URL ({as_text(url)[:80]!r}). Check the call's "
+            "`pattern.url_from`, or poll until the file is ready with a retry call first."
+        )
+    suffix = "json" if isinstance(pattern.format, JsonFile) else "csv"
+    local = work_dir / f"{call.name}-{uuid.uuid4().hex[:8]}.{suffix}"
+    saved = download(
+        client, url.strip(), local, max_bytes=http.max_bytes, deadline=deadline, policy=http.policy()
+    )
+    if isinstance(pattern.format, JsonFile):
+        body = _read_json_file(saved)
+        local.unlink(missing_ok=True)
+        return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern.format.content_path))
+    return CallOutcome(body=None, download=DownloadedFile(saved.url, local, saved.size, saved.sha256))
+
+
+def _read_json_file(saved: Download) -> JsonValue:
+    # A JSON document is parsed whole; its size is capped by `http.max_bytes`.
+    request = httpx.Request("GET", saved.url)
+    response = httpx.Response(200, content=saved.path.read_bytes(), request=request)
+    return decode_json(response)
+
+
+def _capture(call: ApiCall, body: JsonValue) -> dict[str, JsonValue]:
+    captured: dict[str, JsonValue] = {}
+    for name, path in call.capture.items():
+        value = find_first(path, body) if body is not None else None
+        if value is None:
+            raise SourceRejectedError(
+                f"call {call.name!r}: capture `{name}` ({path}) found nothing in the response. Check the "
+                "path (names are case-sensitive) against what the API returns."
+            )
+        captured[name] = value
+    return captured

@@ -1,0 +1,31 @@
+"""CSV reading: a downloaded file -> UTF-8 -> its header -> batches of text columns with record and line numbers.
+
+``reader`` streams the file in byte blocks cut at record boundaries (memory bounded by the block),
+transcodes non-UTF-8 encodings while streaming and marks ragged records instead of failing; its
+batches are in the hub's contract (``tasks.hub.contract``). ``load`` hands a file's batches to the
+hub's load (``load_file`` is the Prefect task). The
+names below are the package's public face; everything else is private to it.
+"""
+
+from __future__ import annotations
+
+from tasks.csv.load import import_csv_file, load_file
+from tasks.csv.reader import (
+    CsvFormat,
+    CsvHeader,
+    Encoding,
+    iter_batches,
+    read_header,
+    to_utf8,
+)
+
+__all__ = [
+    "CsvFormat",
+    "CsvHeader",
+    "Encoding",
+    "import_csv_file",
+    "iter_batches",
+    "load_file",
+    "read_header",
+    "to_utf8",
+]

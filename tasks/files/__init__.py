@@ -1,0 +1,40 @@
+"""Files on FTP, FTPS and SFTP servers: one session API over the ftplib and paramiko backends.
+
+- ``session``: ``open_session(connection)`` logs in (the one SFTP/FTP login) and yields a ``FileSession``
+  that lists, stats, downloads, moves and probes files; every path is POSIX, relative to the root folder.
+- ``listing``: what a server reports about its files; ``paths``: the pure rules that keep paths inside the root.
+- ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
+  once into ``tasks.errors``.
+- ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
+
+The names below are the package's public face; everything else is private to it.
+"""
+
+from __future__ import annotations
+
+from tasks.files.listing import Listing, RemoteFile
+from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+from tasks.files.tasks import (
+    Downloaded,
+    check_ftp_connection,
+    download_file,
+    list_source_files,
+    move_file,
+    stat_source_file,
+)
+
+__all__ = [
+    "PROBE_PREFIX",
+    "Downloaded",
+    "FileSession",
+    "Listing",
+    "RemoteFile",
+    "check_connection",
+    "check_ftp_connection",
+    "download_file",
+    "list_source_files",
+    "move_file",
+    "open_session",
+    "stat_source_file",
+    "watch_listing",
+]

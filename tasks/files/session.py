@@ -1,0 +1,263 @@
+"""A logged-in session on an FTP, FTPS or SFTP server: list, stat, download, move and probe files."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import posixpath
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from blocks.ftp import FtpConnection
+from tasks.errors import BadFileError, ImportJobError, SourceRejectedError, SourceUnavailableError
+from tasks.files.failures import translated
+from tasks.files.ftplib_backend import connect_ftp
+from tasks.files.listing import Entry, Listing, RemoteFile, classify_listing
+from tasks.files.paramiko_backend import connect_sftp
+from tasks.files.paths import (
+    MAX_NAME_TRIES,
+    candidate_names,
+    relative_to_root,
+    resolve_root,
+    safe_remote_path,
+)
+
+PROBE_PREFIX = ".datahub-write-probe-"
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+logger = logging.getLogger(__name__)
+
+
+def _oldest_first(file: RemoteFile) -> tuple[datetime, str]:
+    return (file.modified or _EARLIEST, file.path)
+
+
+class _Backend(Protocol):
+    def login_dir(self) -> str: ...
+    def listdir(self, remote_dir: str) -> list[Entry]: ...
+    def stat(self, remote: str) -> Entry | None: ...
+    def retrieve(self, remote: str, sink: Callable[[bytes], None]) -> None: ...
+    def rename(self, source: str, target: str) -> None: ...
+    def put_bytes(self, remote: str, payload: bytes) -> None: ...
+    def remove(self, remote: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def _connect(connection: FtpConnection) -> _Backend:
+    with translated(connection, "log in"):
+        return connect_sftp(connection) if connection.protocol == "sftp" else connect_ftp(connection)
+
+
+class _LocalWriteError(Exception):
+    """Writing the local copy failed: a local problem, not the server's; carries the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _HashingSink:
+    """Write chunks to a local file while counting and hashing them."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.digest = hashlib.sha256()
+        self.written = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        try:
+            self._out.write(chunk)
+        except OSError as exc:
+            raise _LocalWriteError(exc) from exc
+        self.digest.update(chunk)
+        self.written += len(chunk)
+
+
+class FileSession:
+    """A logged-in session on a file server; every path is POSIX and relative to the connection's root."""
+
+    def __init__(self, connection: FtpConnection, backend: _Backend, root: str) -> None:
+        self._connection = connection
+        self._backend = backend
+        self._root = root
+
+    def _relative(self, path: str) -> str:
+        return relative_to_root(self._root, path)
+
+    def _remote(self, relative: str) -> str:
+        return posixpath.join(self._root, relative) if relative else self._root
+
+    def translated(self, action: str, path: str, fix: str) -> AbstractContextManager[None]:
+        return translated(self._connection, action, path, fix)
+
+    def list_files(self, folder: str, pattern: str) -> list[RemoteFile]:
+        """Return the plain files directly in `folder` whose names match `pattern`, oldest first."""
+        relative = self._relative(folder)
+        fix = "Create the folder, grant the user read rights on it, or fix the folder in the job."
+        with self.translated("list the folder", relative, fix):
+            entries = self._backend.listdir(self._remote(relative))
+        matching = [e for e in entries if e.kind == "file" and fnmatch.fnmatchcase(e.name, pattern)]
+        files = [file for file in (self._listed_file(relative, entry) for entry in matching) if file]
+        return sorted(files, key=_oldest_first)
+
+    def _listed_file(self, folder: str, entry: Entry) -> RemoteFile | None:
+        try:
+            path = safe_remote_path(folder, entry.name)
+        except BadFileError as exc:
+            logger.warning("%s It is skipped.", exc)
+            return None
+        # A plain file "directly in the folder": a name with slashes that stays inside is still refused.
+        return RemoteFile(path, entry.size, entry.modified) if posixpath.dirname(path) == folder else None
+
+    def stat(self, path: str) -> RemoteFile | None:
+        """Return the facts of the plain file at `path`, or None when there is none."""
+        relative = self._relative(path)
+        with self.translated("look up", relative, "Fix the path in the job or the rights on the server."):
+            entry = self._backend.stat(self._remote(relative))
+        return (
+            None
+            if entry is None or entry.kind != "file"
+            else RemoteFile(relative, entry.size, entry.modified)
+        )
+
+    def _require_file(self, relative: str) -> RemoteFile:
+        remote = self.stat(relative)
+        if remote is None:
+            raise SourceRejectedError(
+                f"The file {relative!r} does not exist on {self._connection.describe()}; check the path in "
+                "the job, or whether another run already moved it."
+            )
+        return remote
+
+    def download(self, path: str, local_path: Path) -> tuple[RemoteFile, str]:
+        """Stream `path` into `local_path`; return its facts and the SHA-256 hex of the bytes written."""
+        relative = self._relative(path)
+        remote = self._require_file(relative)
+        try:
+            with local_path.open("wb") as out:
+                sink = _HashingSink(out)
+                with self.translated("download", relative, "Grant the user read rights on the file."):
+                    self._backend.retrieve(self._remote(relative), sink)
+            self._check_complete(relative, remote, sink.written)
+        except _LocalWriteError as exc:
+            local_path.unlink(missing_ok=True)
+            raise exc.error from None
+        except BaseException:
+            local_path.unlink(missing_ok=True)  # a partial copy must never look like a download
+            raise
+        return RemoteFile(relative, sink.written, remote.modified), sink.digest.hexdigest()
+
+    def _check_complete(self, relative: str, remote: RemoteFile, written: int) -> None:
+        if written != remote.size:
+            raise SourceUnavailableError(
+                f"The download of {relative!r} from {self._connection.describe()} got {written} of "
+                f"{remote.size} bytes: the transfer broke off or the file changed meanwhile; retry later."
+            )
+
+    def move(self, path: str, dest_dir: str) -> str:
+        """Rename `path` into `dest_dir` without overwriting anything, verify it, and return the new path."""
+        source_path, target_dir = self._relative(path), self._relative(dest_dir)
+        source = self._require_file(source_path)
+        self._require_dir(target_dir)
+        target = self._free_target(target_dir, posixpath.basename(source_path))
+        fix = f"Grant the user rights to rename {source_path!r} and to write into the folder {target_dir!r}."
+        with self.translated("move", source_path, fix):
+            self._backend.rename(self._remote(source_path), self._remote(target))
+        self._verify_move(source, target)
+        return target
+
+    def _require_dir(self, folder: str) -> None:
+        with self.translated("look up the folder", folder, "Fix the folder in the job."):
+            entry = self._backend.stat(self._remote(folder))
+        if entry is None or entry.kind != "dir":
+            raise SourceRejectedError(
+                f"The folder {folder!r} does not exist on {self._connection.describe()}; create it and grant "
+                "the user write rights on it, or fix the folder in the job."
+            )
+
+    def _free_target(self, folder: str, name: str) -> str:
+        for candidate in candidate_names(name, datetime.now(UTC)):
+            target = safe_remote_path(folder, candidate)
+            with self.translated("look up", target, "Grant the user read rights on the folder."):
+                if self._backend.stat(self._remote(target)) is None:
+                    return target
+        raise SourceRejectedError(
+            f"The folder {folder!r} already holds {MAX_NAME_TRIES} files named like {name!r}; clean it up."
+        )
+
+    def _verify_move(self, source: RemoteFile, target: str) -> None:
+        moved, left = self.stat(target), self.stat(source.path)
+        if moved is None or moved.size != source.size or left is not None:
+            found = "missing" if moved is None else f"{moved.size} bytes where {source.size} were moved"
+            remains = "is still there" if left is not None else "is gone"
+            raise SourceRejectedError(
+                f"Moving {source.path!r} to {target!r} on {self._connection.describe()} did not take effect: "
+                f"the target is {found} and the source {remains}; check both folders on the server."
+            )
+
+    def check(self, read_dirs: list[str], write_dirs: list[str]) -> list[str]:
+        """Return the problems found reading `read_dirs` and writing into `write_dirs`; empty = all good."""
+        problems = [self._read_problem(folder) for folder in read_dirs]
+        problems += [self._write_problem(folder) for folder in write_dirs]
+        return [problem for problem in problems if problem]
+
+    def _read_problem(self, folder: str) -> str | None:
+        try:
+            self.list_files(folder, "*")
+        except ImportJobError as exc:
+            return str(exc)
+        return None
+
+    def _write_problem(self, folder: str) -> str | None:
+        try:
+            probe = safe_remote_path(self._relative(folder), PROBE_PREFIX + secrets.token_hex(6))
+            fix = (
+                f"Create the folder {folder!r} if it is missing, and grant the user rights to write and "
+                "delete files in it."
+            )
+            with self.translated("write the probe file", probe, fix):
+                self._backend.put_bytes(self._remote(probe), b"datahub write probe\n")
+            with self.translated("delete the probe file", probe, fix + " Then delete the probe file."):
+                self._backend.remove(self._remote(probe))
+        except ImportJobError as exc:
+            return str(exc)
+        return None
+
+
+@contextmanager
+def open_session(connection: FtpConnection) -> Iterator[FileSession]:
+    """Log in to the server of `connection`, yield a session on it, and log out at the end."""
+    backend = _connect(connection)
+    try:
+        with translated(connection, "find the login folder"):
+            root = resolve_root(backend.login_dir(), connection.root_dir)
+        yield FileSession(connection, backend, root)
+    finally:
+        backend.close()
+
+
+def check_connection(connection: FtpConnection) -> list[str]:
+    """Return what fails when logging in (DNS, refused, TLS, host key, login); empty means it works."""
+    try:
+        with open_session(connection):
+            return []
+    except ImportJobError as exc:
+        return [str(exc)]
+
+
+def watch_listing(
+    session: FileSession, folder: str, pattern: str, *, settle_seconds: float, min_age_seconds: float
+) -> Listing:
+    """List `folder` twice, `settle_seconds` apart, and split the files into ready and growing ones."""
+    first = session.list_files(folder, pattern)
+    second = first
+    if settle_seconds > 0:
+        time.sleep(settle_seconds)
+        second = session.list_files(folder, pattern)
+    return classify_listing(first, second, now=datetime.now(UTC), min_age_seconds=min_age_seconds)

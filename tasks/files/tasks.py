@@ -1,0 +1,153 @@
+"""Read, download and move files on FTP, FTPS and SFTP servers through one session API.
+
+``open_session(connection)`` logs in and yields a ``FileSession``; every path it takes or returns is
+POSIX and relative to the connection's root folder. Library errors (ftplib, ssl, paramiko, sockets)
+are translated once, in ``tasks.files.failures``, into the tree of ``tasks.errors``. The Prefect tasks
+below take a block name, load the block and open and close their own session. The session lives in
+``tasks.files.session``, the protocol backends in ``tasks.files.ftplib_backend`` and ``tasks.files.paramiko_backend``,
+the path rules in ``tasks.files.paths``; this module re-exports what the flows use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.exceptions import MissingContextError
+from prefect.tasks import Task
+
+from blocks.ftp import FtpConnection
+from blocks.run_cache import load_block
+from tasks.errors import ImportJobError, SourceUnavailableError
+from tasks.files.listing import Listing, RemoteFile, classify_listing
+from tasks.files.paths import local_file_name
+from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+
+__all__ = [
+    "PROBE_PREFIX",
+    "Downloaded",
+    "FileSession",
+    "Listing",
+    "RemoteFile",
+    "check_connection",
+    "check_ftp_connection",
+    "classify_listing",
+    "download_file",
+    "list_source_files",
+    "move_file",
+    "open_session",
+    "stat_source_file",
+    "watch_listing",
+]
+
+RETRY_DELAYS_SECONDS: list[float] = [5, 30]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A downloaded file: its remote facts, where it was written, and the SHA-256 of its bytes."""
+
+    remote: RemoteFile
+    local_path: Path
+    sha256: str
+
+
+def _retry_when_unavailable(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what a retry can fix: the server was down, slow or dropped the connection."""
+    return isinstance(state.data, SourceUnavailableError)
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    # Tests call the tasks' `.fn` outside any run, where Prefect has no run logger to give.
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
+
+
+def _load_block(name: str) -> FtpConnection:
+    return load_block(FtpConnection, name)
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def list_source_files(
+    connection: str, folder: str, pattern: str, *, settle_seconds: float, min_age_seconds: float
+) -> Listing:
+    """Return the files in `folder` matching `pattern`, split into ready and still-growing ones."""
+    block = _load_block(connection)
+    with open_session(block) as session:
+        listing = watch_listing(
+            session, folder, pattern, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds
+        )
+    _run_logger().info(
+        "Found %d ready and %d growing files matching %r in %r.",
+        len(listing.ready),
+        len(listing.growing),
+        pattern,
+        folder,
+    )
+    return listing
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def stat_source_file(connection: str, path: str) -> RemoteFile | None:
+    """Return the facts of the file at `path`, or None when it is absent."""
+    block = _load_block(connection)
+    with open_session(block) as session:
+        return session.stat(path)
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def download_file(connection: str, path: str, local_dir: Path) -> Downloaded:
+    """Download `path` into `local_dir` under its own (checked) name; return the facts and SHA-256."""
+    block = _load_block(connection)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    local_path = local_dir / local_file_name(path)
+    with open_session(block) as session:
+        remote, sha256 = session.download(path, local_path)
+    _run_logger().info("Downloaded %r (%d bytes, sha256 %s).", remote.path, remote.size, sha256)
+    return Downloaded(remote=remote, local_path=local_path, sha256=sha256)
+
+
+# No retries: if the rename went through but the answer was lost, a retry would move the file twice.
+@task(cache_policy=NO_CACHE)
+def move_file(connection: str, path: str, dest_dir: str) -> str:
+    """Move `path` into `dest_dir` on the same server, never overwriting; return the final path."""
+    block = _load_block(connection)
+    with open_session(block) as session:
+        target = session.move(path, dest_dir)
+    _run_logger().info("Moved %r to %r.", path, target)
+    return target
+
+
+@task(cache_policy=NO_CACHE)
+def check_ftp_connection(connection: str, read_dirs: list[str], write_dirs: list[str]) -> list[str]:
+    """Return the problems found logging in, listing `read_dirs` and writing into `write_dirs`."""
+    block = _load_block(connection)
+    try:
+        with open_session(block) as session:
+            return session.check(read_dirs, write_dirs)
+    except ImportJobError as exc:
+        return [str(exc)]

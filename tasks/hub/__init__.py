@@ -1,0 +1,108 @@
+"""The hub database: what a batch must hold, the entities, and loading batches into them in one transaction.
+
+- ``entities``: the entity catalogue (tables, fields, types, keys); ``schema``: their tables and the
+  system tables (runs, ledger); ``ledger``: runs and loaded files recorded in the hub.
+- ``contract``: the batch contract every source hands the hub (record and line columns) and the
+  reject schema and codes.
+- ``mapping``: source columns -> entity fields, and validation of a batch (rejects with their codes).
+- ``staging``: batches staged in temporary tables, new keys checked, merged into the entity tables.
+- ``load``: one file's (or one API run's) batches loaded whole or not at all, and ledgered.
+
+The names below are the package's public face; everything else is private to it.
+"""
+
+from __future__ import annotations
+
+from tasks.hub.contract import (
+    EXTRA,
+    FIELDS,
+    LINE,
+    MISSING,
+    NOT_ALLOWED,
+    NOT_BOOLEAN,
+    NUL_BYTE,
+    RECORD,
+    REJECT_SCHEMA,
+    TOO_FEW_FIELDS,
+    TOO_LONG,
+    TOO_MANY_FIELDS,
+    WRONG_FORMAT,
+)
+from tasks.hub.entities import (
+    CUSTOM_FIELD_PREFIX,
+    CUSTOM_FIELDS_COLUMN,
+    ENTITIES,
+    Entity,
+    EntityName,
+    TableSpec,
+    entity,
+)
+from tasks.hub.ledger import (
+    ABANDONED,
+    RunTotals,
+    find_loaded,
+    find_loaded_file,
+    finish_run,
+    last_successful_start,
+    record_move,
+    start_run,
+)
+from tasks.hub.load import (
+    HubTarget,
+    LoadSettings,
+    RejectThresholdPercent,
+    RunLogger,
+    SourceFile,
+    import_batches,
+    load_prepared,
+)
+from tasks.hub.mapping import (
+    CellFormats,
+    MappingPlan,
+    field_problems,
+    plan_mapping,
+    validate_batch,
+)
+
+__all__ = [
+    "ABANDONED",
+    "CUSTOM_FIELDS_COLUMN",
+    "CUSTOM_FIELD_PREFIX",
+    "ENTITIES",
+    "EXTRA",
+    "FIELDS",
+    "LINE",
+    "MISSING",
+    "NOT_ALLOWED",
+    "NOT_BOOLEAN",
+    "NUL_BYTE",
+    "RECORD",
+    "REJECT_SCHEMA",
+    "TOO_FEW_FIELDS",
+    "TOO_LONG",
+    "TOO_MANY_FIELDS",
+    "WRONG_FORMAT",
+    "CellFormats",
+    "Entity",
+    "EntityName",
+    "HubTarget",
+    "LoadSettings",
+    "MappingPlan",
+    "RejectThresholdPercent",
+    "RunLogger",
+    "RunTotals",
+    "SourceFile",
+    "TableSpec",
+    "entity",
+    "field_problems",
+    "find_loaded",
+    "find_loaded_file",
+    "finish_run",
+    "import_batches",
+    "last_successful_start",
+    "load_prepared",
+    "plan_mapping",
+    "record_move",
+    "start_run",
+    "validate_batch",
+]

@@ -1,0 +1,180 @@
+"""The file ledger and the run history, both kept in the hub database.
+
+The ledger remembers every file a job imported (path, size, modification time, SHA-256, outcome),
+so an unchanged file is not imported twice. The run history holds one row per run; "the last
+successful run" is read from it, with or without a Prefect server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from tasks.errors import SourceUnavailableError
+from tasks.hub.schema import ensure_system_tables, ledger, runs
+
+LOADED_OUTCOMES = ("SUCCESS", "PARTIAL")
+ABANDONED = (
+    "The run never finished (its process was killed or lost the database); the files it committed are "
+    "in the ledger, the others were left for the next run, which is"
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One imported file as the ledger remembers it."""
+
+    id: int
+    path: str
+    size: int
+    modified_at: datetime | None
+    sha256: str
+    outcome: str
+    moved_to: str | None
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The counts a run history row carries."""
+
+    files: int = 0
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None) -> datetime:
+    """Record that a run started; return its start time.
+
+    The run's first touch of the hub database: an unreachable one fails the run here, explained.
+    """
+    started = datetime.now(UTC)
+    try:
+        _insert_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=flow_run_id, started=started)
+    except sa.exc.OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+        raise SourceUnavailableError(
+            f"Cannot reach the hub database {where}: {reason}. Check that it is up and the URL of the "
+            "job's Hub Database block; nothing was imported, run the job again once it answers."
+        ) from None
+    return started
+
+
+def _insert_run(
+    engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None, started: datetime
+) -> None:
+    with engine.begin() as conn:
+        ensure_system_tables(conn)
+        # A run of this job still RUNNING here died without finishing (killed, or its database went
+        # away): close its row. Its committed files are in the ledger; a run that was in fact still
+        # going overwrites this when it finishes.
+        conn.execute(
+            runs.update()
+            .where(runs.c.job == job, runs.c.status == "RUNNING")
+            .values(status="FAILED", finished_at=started, message=f"{ABANDONED} {run_id}.")
+        )
+        conn.execute(
+            runs.insert().values(
+                run_id=run_id,
+                job=job,
+                kind=kind,
+                flow_run_id=flow_run_id,
+                started_at=started,
+                status="RUNNING",
+            )
+        )
+
+
+def finish_run(engine: sa.Engine, *, run_id: str, status: str, totals: RunTotals, message: str) -> None:
+    """Record how a run ended."""
+    with engine.begin() as conn:
+        conn.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id)
+            .values(finished_at=datetime.now(UTC), status=status, message=message[:4000], **vars(totals))
+        )
+
+
+def last_successful_start(engine: sa.Engine, job: str, *, before_run: str | None = None) -> datetime | None:
+    """Return when the job's last SUCCESS or PARTIAL run started, or None before its first one."""
+    query = sa.select(sa.func.max(runs.c.started_at)).where(
+        runs.c.job == job, runs.c.status.in_(LOADED_OUTCOMES)
+    )
+    if before_run is not None:
+        query = query.where(runs.c.run_id != before_run)
+    with engine.begin() as conn:
+        ensure_system_tables(conn)
+        found = conn.execute(query).scalar_one_or_none()
+    return found.replace(tzinfo=UTC) if found is not None and found.tzinfo is None else found
+
+
+def find_loaded(
+    conn: sa.Connection, job: str, *, sha256: str | None = None, path: str | None = None
+) -> LedgerEntry | None:
+    """Return the latest successful ledger entry of `job` with that content hash (or path)."""
+    query = sa.select(ledger).where(ledger.c.job == job, ledger.c.outcome.in_(LOADED_OUTCOMES))
+    if sha256 is not None:
+        query = query.where(ledger.c.sha256 == sha256)
+    if path is not None:
+        query = query.where(ledger.c.path == path)
+    row = conn.execute(query.order_by(ledger.c.id.desc()).limit(1)).mappings().first()
+    if row is None:
+        return None
+    return LedgerEntry(
+        id=row["id"],
+        path=row["path"],
+        size=row["size"],
+        modified_at=row["modified_at"],
+        sha256=row["sha256"],
+        outcome=row["outcome"],
+        moved_to=row["moved_to"],
+    )
+
+
+def find_loaded_file(
+    engine: sa.Engine, job: str, *, sha256: str | None = None, path: str | None = None
+) -> LedgerEntry | None:
+    """Like `find_loaded`, on a connection of its own."""
+    with engine.begin() as conn:
+        ensure_system_tables(conn)
+        return find_loaded(conn, job, sha256=sha256, path=path)
+
+
+def record_file(
+    conn: sa.Connection,
+    *,
+    job: str,
+    path: str,
+    size: int,
+    modified_at: datetime | None,
+    sha256: str,
+    run_id: str,
+    outcome: str,
+) -> int:
+    """Add a ledger entry (inside the file's own transaction) and return its id."""
+    result = conn.execute(
+        ledger.insert().values(
+            job=job,
+            path=path,
+            size=size,
+            modified_at=modified_at,
+            sha256=sha256,
+            run_id=run_id,
+            outcome=outcome,
+            recorded_at=datetime.now(UTC),
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def record_move(engine: sa.Engine, entry_id: int, moved_to: str) -> None:
+    """Remember where an imported file was moved to."""
+    with engine.begin() as conn:
+        conn.execute(ledger.update().where(ledger.c.id == entry_id).values(moved_to=moved_to))
