@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from prefect import flow
 from prefect.client.schemas.objects import State
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from blocks.database import state_dir
 from blocks.ftp import FtpConnection
@@ -43,10 +43,10 @@ from tasks.run.report import (
     ImportReport,
 )
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
-from tasks.ui_schema import OptionalMapping, json_editor
+from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
 
-class SingleFile(BaseModel):
+class SingleFile(FormModel):
     """Import one file, given by its full path."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Single file")
@@ -65,7 +65,7 @@ class SingleFile(BaseModel):
     )
 
 
-class Folder(BaseModel):
+class Folder(FormModel):
     """Bulk mode: import every matching file of an inbound folder, one by one, oldest first."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Folder (bulk)")

@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from blocks.database import DatabaseConnection
 from tasks.shell import ShellStep
+from tasks.ui_schema import FormModel
 
 __all__ = [
     "PLACEHOLDER_ERROR",
@@ -133,7 +134,7 @@ def import_blocks(target: str | None, before: ShellStep | None, after: ShellStep
     return refs + [BlockRef(f"{field}.block", ShellOperation, step.block) for field, step in steps if step]
 
 
-class JobModel(BaseModel):
+class JobModel(FormModel):
     """Base of every job model: refuses, before anything else is validated, what `prefect deploy` rewrites."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

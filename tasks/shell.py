@@ -37,10 +37,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tasks.errors import BadFileError, ShellStepError
 from tasks.run.report import ImportReport
+from tasks.ui_schema import FormModel
 
 __all__ = [
     "AfterImportStep",
@@ -68,7 +69,7 @@ SHELL_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.ShellProcess
 OUTPUT_NAME = "datahub-output"
 
 
-class ShellStep(BaseModel):
+class ShellStep(FormModel):
     """A command run around an import: a saved Shell Operation block and how long it may take."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Shell step")

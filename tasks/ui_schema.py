@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from typing import Annotated, TypeVar
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.config import JsonDict
 
 __all__ = [
+    "FormModel",
     "OptionalMapping",
     "empty_as_none",
+    "form_order",
     "json_editor",
 ]
 
@@ -56,3 +58,23 @@ def empty_as_none(mapping: dict[K, V] | None) -> dict[K, V] | None:
 
 OptionalMapping = Annotated[dict[K, V] | None, AfterValidator(empty_as_none)]
 """An optional mapping edited in the form's JSON editor: `{}` and null are both read as None."""
+
+
+def form_order(schema: JsonDict) -> None:
+    """Number a model's fields in their declared order (`position`), which the run form sorts by.
+
+    A Prefect server on PostgreSQL stores the parameter schema as JSONB, which orders an object's keys
+    by length: without positions the form showed `CSV format` before `Name` (seen in both UIs);
+    Prefect numbers only the flow's own parameters this way.
+    """
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for position, field_schema in enumerate(properties.values()):
+            if isinstance(field_schema, dict):
+                field_schema["position"] = position
+
+
+class FormModel(BaseModel):
+    """A model shown in the Prefect run form: its fields keep their declared order on every server."""
+
+    model_config = ConfigDict(json_schema_extra=form_order)

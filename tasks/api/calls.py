@@ -26,12 +26,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first, json_text
 from tasks.api.paging import PageNumberPaging
 from tasks.csv.reader import CsvFormat
-from tasks.ui_schema import OptionalMapping, json_editor
+from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 PATH_VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -177,7 +177,7 @@ def render_path(template: str, values: Mapping[str, JsonValue]) -> str:
     return PATH_VARIABLE.sub(lambda m: quote(as_text(values[m.group(1)]), safe=""), template)
 
 
-class DefaultPattern(BaseModel):
+class DefaultPattern(FormModel):
     """One request."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Default (one request)")
@@ -206,7 +206,7 @@ class PagingPattern(PageNumberPaging):
     )
 
 
-class RetryPattern(BaseModel):
+class RetryPattern(FormModel):
     """Poll until the response says it is ready (business polling, separate from transport retries)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Retry (poll until ready)")
@@ -237,7 +237,7 @@ class RetryPattern(BaseModel):
     )
 
 
-class JsonFile(BaseModel):
+class JsonFile(FormModel):
     """A downloaded JSON document."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="JSON")
@@ -250,7 +250,7 @@ class JsonFile(BaseModel):
     )
 
 
-class CsvFile(BaseModel):
+class CsvFile(FormModel):
     """A downloaded CSV file, read like the CSV job's files."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="CSV")
@@ -268,7 +268,7 @@ class CsvFile(BaseModel):
 DownloadFormat = Annotated[JsonFile | CsvFile, Field(discriminator="kind")]
 
 
-class DownloadPattern(BaseModel):
+class DownloadPattern(FormModel):
     """GET a file whose URL the previous response (or a captured variable) gives."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Download a file")
@@ -302,7 +302,7 @@ Pattern = Annotated[
 ]
 
 
-class ApiCall(BaseModel):
+class ApiCall(FormModel):
     """One request of the job (or its pages, polls or download), run in order after the previous one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="API call")

@@ -15,15 +15,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
 from tasks.errors import BadFileError, SourceRejectedError
+from tasks.ui_schema import FormModel
 
 GetPage = Callable[[dict[str, Any]], JsonValue]
 
 
-class PageNumberPaging(BaseModel):
+class PageNumberPaging(FormModel):
     """How a call asks for its pages by number, and where each page holds its records and totals."""
 
     model_config = ConfigDict(extra="forbid")

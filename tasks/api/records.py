@@ -25,7 +25,7 @@ from functools import cached_property
 from itertools import islice
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tasks.api.jsonpath import (
     MULTI_SEPARATOR,
@@ -39,6 +39,7 @@ from tasks.api.jsonpath import (
 from tasks.hub.contract import LINE, RECORD
 from tasks.hub.entities import Entity
 from tasks.hub.mapping import MappingPlan, plan_mapping
+from tasks.ui_schema import FormModel
 
 # Parsed JSON records cost several KB each as Python objects (a 1 KB record with nested lists is
 # ~5-8 KB), so a batch of 50,000 held ~400 MB: 10,000 keeps a run's memory near the CSV path's.
@@ -54,7 +55,7 @@ def cell_text(value: JsonValue) -> str | None:
     return json_text(value)
 
 
-class ChildRecords(BaseModel):
+class ChildRecords(FormModel):
     """A nested list of each record loaded as child rows, e.g. an order's `orderLines`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Child records")

@@ -20,7 +20,7 @@ import httpx
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from blocks.api import ApiConnection
 from blocks.run_cache import load_block
@@ -53,9 +53,10 @@ from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.api.paging import walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_spool
 from tasks.errors import SourceRejectedError, SourceUnavailableError
+from tasks.ui_schema import FormModel
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(FormModel):
     """Limits of the job's requests; the defaults suit most APIs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="HTTP limits")

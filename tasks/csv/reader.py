@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tasks.errors import BadFileError
 from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD
+from tasks.ui_schema import FormModel
 
 DELIMITERS = (",", ";")
 Encoding = Literal["utf-8", "windows-1252", "iso-8859-1", "iso-8859-15"]
@@ -33,7 +34,7 @@ BLOCK_BYTES = 16 << 20  # bytes of the file parsed at a time
 MAX_RECORD_BYTES = 64 << 20  # a longer record is taken for an unclosed quote
 
 
-class CsvFormat(BaseModel):
+class CsvFormat(FormModel):
     """How the job's CSV files are written."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="CSV format")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from tasks.errors import BadFileError
 from tasks.hub.contract import (
@@ -35,6 +35,7 @@ from tasks.hub.contract import (
     WRONG_FORMAT,
 )
 from tasks.hub.entities import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_COLUMN, Entity, FieldSpec, TableSpec
+from tasks.ui_schema import FormModel
 
 CUSTOM_FIELDS_GIVEN = "_custom_fields_given"
 _INTEGER = r"^[+-]?\d+$"
@@ -43,7 +44,7 @@ _DATETIME_FORMATS_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-
 _DATETIME_FORMATS_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")
 
 
-class CellFormats(BaseModel):
+class CellFormats(FormModel):
     """How cells are written (the domain's defaults: `.` decimals, DD/MM/YYYY, TRUE/FALSE, `||`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="Cell formats")
