@@ -158,7 +158,9 @@ def _cutting_dtp(base: type[DTPHandler], cut_after_bytes: int) -> type[DTPHandle
     return type("CuttingDTPHandler", (base,), {"send": send})
 
 
-def _ftp_handler(root: Path, tls: TlsFiles | None, cut_after_bytes: int | None, mlsd: bool) -> type:
+def _ftp_handler(
+    root: Path, tls: TlsFiles | None, cut_after_bytes: int | None, mlsd: bool, extra: dict[str, Any]
+) -> type:
     authorizer = DummyAuthorizer()
     authorizer.add_user(USERNAME, PASSWORD, str(root), perm=FULL_PERMS)
     authorizer.override_perm(USERNAME, str(root / READ_ONLY_DIR), perm=READ_PERMS, recursive=True)
@@ -171,17 +173,27 @@ def _ftp_handler(root: Path, tls: TlsFiles | None, cut_after_bytes: int | None, 
         attrs["dtp_handler"] = _cutting_dtp(base.dtp_handler, cut_after_bytes)
     if not mlsd:
         attrs["proto_cmds"] = {k: v for k, v in base.proto_cmds.items() if k not in {"MLSD", "MLST"}}
-    return type("LocalFtpHandler", (base,), attrs)
+    return type("LocalFtpHandler", (base,), attrs | extra)
 
 
 @contextmanager
 def serve_ftp(
-    root: Path, *, tls: TlsFiles | None = None, cut_after_bytes: int | None = None, mlsd: bool = True
+    root: Path,
+    *,
+    tls: TlsFiles | None = None,
+    cut_after_bytes: int | None = None,
+    mlsd: bool = True,
+    handler_attrs: dict[str, Any] | None = None,
 ) -> Iterator[LocalFtp]:
-    """Run a pyftpdlib server on 127.0.0.1 serving `root` (FTPS when `tls` is given) until exit."""
+    """Run a pyftpdlib server on 127.0.0.1 serving `root` (FTPS when `tls` is given) until exit.
+
+    `handler_attrs` go onto the handler class as they are: hooks such as `on_file_sent`, a
+    `ftp_MLST` override, an `abstracted_fs` class or `unicode_errors`.
+    """
     _prepare_root(root)
+    handler = _ftp_handler(root, tls, cut_after_bytes, mlsd, handler_attrs or {})
     # Its own IOLoop: the default one is a process-wide singleton that close_all() would tear down.
-    server = FTPServer((HOST, 0), _ftp_handler(root, tls, cut_after_bytes, mlsd), ioloop=IOLoop())
+    server = FTPServer((HOST, 0), handler, ioloop=IOLoop())
     stopping = threading.Event()
 
     def serve() -> None:

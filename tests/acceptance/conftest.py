@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
@@ -62,6 +63,19 @@ DOCS_ORDER = [
 SERVER_PROBLEM = re.compile(r"\bERROR\b|Traceback \(most recent call last\)")
 
 pytestmark = pytest.mark.acceptance
+
+
+def prefect_yaml() -> dict[str, Any]:
+    """The project's `prefect.yaml` as a document (anchors resolved): what every test compares with."""
+    document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    return document
+
+
+def started_run_id(output: str) -> uuid.UUID:
+    """The flow run id that `prefect deployment run` printed."""
+    match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
+    assert match, f"no flow run id in:\n{output}"
+    return uuid.UUID(match.group(1))
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ import yaml
 from prefect.client.schemas.objects import StateType
 from prefect.states import Cancelled, Pending, Running
 
-from tests.acceptance.conftest import ROOT, Stack
+from tests.acceptance.conftest import Stack, prefect_yaml
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(300)]
 
@@ -28,7 +28,7 @@ COPIES = {"slot-enqueue": "products-from-erp-ftp", "slot-cancel-new": "offers-fr
 
 def idle_manifest(path: Path) -> Path:
     """A prefect.yaml with a copy of each sample CSV job on the idle pool, unscheduled."""
-    document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    document: dict[str, Any] = prefect_yaml()
     by_name = {d["name"]: d for d in document["deployments"]}
     copies = []
     for name, original in COPIES.items():

@@ -9,31 +9,28 @@ worker to Completed with a non-failed report.
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Any
 
 import pytest
-import yaml
 from prefect.client.schemas.objects import StateType
 from prefect.utilities.schema_tools.validation import validate
 
-from tests.acceptance.conftest import DOCS_ORDER, ROOT, Stack, deployment_busy, wait_for
+from tests.acceptance.conftest import (
+    DOCS_ORDER,
+    Stack,
+    deployment_busy,
+    prefect_yaml,
+    started_run_id,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
 
 def manifest() -> list[dict[str, Any]]:
     """The deployments of the project's `prefect.yaml`, anchors resolved."""
-    deployments: list[dict[str, Any]] = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    deployments: list[dict[str, Any]] = prefect_yaml()["deployments"]
     return deployments
-
-
-def started_run_id(output: str) -> uuid.UUID:
-    """The flow run id that `prefect deployment run` printed."""
-    match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
-    assert match, f"no flow run id in:\n{output}"
-    return uuid.UUID(match.group(1))
 
 
 def first_import_status(stack: Stack, job: str, run_id: str) -> str:

@@ -25,7 +25,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 
-from tests.acceptance.conftest import ROOT, Stack, wait_for
+from tests.acceptance.conftest import Stack, prefect_yaml, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(600)]
 
@@ -36,7 +36,7 @@ LOOP_SECONDS = 2  # PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS of the stack'
 
 def manifest() -> dict[str, Any]:
     """The project's prefect.yaml, anchors resolved."""
-    document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    document: dict[str, Any] = prefect_yaml()
     return document
 
 

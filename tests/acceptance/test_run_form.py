@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import re
 import subprocess
 import time
 import typing
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 from prefect import Flow
@@ -50,7 +48,15 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from pydantic import BaseModel
 
-from tests.acceptance.conftest import DOCS_ORDER, FINAL, ROOT, Stack, deployment_busy
+from tests.acceptance.conftest import (
+    DOCS_ORDER,
+    FINAL,
+    ROOT,
+    Stack,
+    deployment_busy,
+    prefect_yaml,
+    started_run_id,
+)
 from tests.acceptance.ui import RunForm, Version, chromium_page
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
@@ -94,7 +100,7 @@ class Deployment:
 def manifest() -> dict[str, Deployment]:
     """The deployments of the project's `prefect.yaml`, each with its flow's name and job model."""
     found = {}
-    for entry in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]:
+    for entry in prefect_yaml()["deployments"]:
         module, _, function = entry["entrypoint"].partition(".py:")
         flow = getattr(importlib.import_module(module.replace("/", ".")), function)
         assert isinstance(flow, Flow), entry["entrypoint"]
@@ -185,10 +191,8 @@ class Campaign:
         try:
             if step.version is None:
                 output = self.stack.run("prefect", "deployment", "run", step.deployment.full_name)
-                match = re.search(r"UUID:\s*([0-9a-f-]{36})", output)
-                assert match, f"no flow run id in:\n{output}"
                 with self.stack.client() as client:
-                    step.run = client.read_flow_run(uuid.UUID(match.group(1)))
+                    step.run = client.read_flow_run(started_run_id(output))
             else:
                 name = self.submit_form(step)
                 with self.stack.client() as client:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prefect.client.schemas.objects import StateType
 
-from tests.acceptance.conftest import ROOT, Stack
+from tests.acceptance.conftest import Stack, prefect_yaml
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
@@ -27,7 +27,7 @@ RUNS = 6
 
 def busy_manifest(path: Path) -> Path:
     """A prefect.yaml holding one deployment: the PIM job, each page 5 s slow, ENQUEUE, no schedule."""
-    document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    document: dict[str, Any] = prefect_yaml()
     template = next(d for d in document["deployments"] if d["name"] == "products-from-pim-api")
     busy = copy.deepcopy(template) | {
         "name": BUSY,

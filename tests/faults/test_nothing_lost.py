@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,8 @@ import sqlalchemy as sa
 import yaml
 from prefect.settings import PREFECT_API_URL
 from prefect_shell import ShellOperation
-from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.ioloop import IOLoop
-from pyftpdlib.servers import FTPServer
 
 from blocks.database import state_dir
 from flows.import_csv_from_ftp import CsvImportJob
@@ -44,7 +40,7 @@ from tests.faults.harness import (
     save_hub,
     table,
 )
-from tests.fixtures_servers import FULL_PERMS, HOST, PASSWORD, USERNAME, LocalFtp
+from tests.fixtures_servers import LocalFtp, serve_ftp
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -53,31 +49,6 @@ OFFERS_HEADER = "Stock External Id;Stock Variant Id;Supplier External Id;Stock N
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-
-@contextmanager
-def serve_hooked_ftp(root: Path, **handler_attrs: Any) -> Iterator[LocalFtp]:
-    """A pyftpdlib server like `serve_ftp`, whose handler class gets `handler_attrs` (hooks, fs)."""
-    root.mkdir(parents=True, exist_ok=True)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user(USERNAME, PASSWORD, str(root), perm=FULL_PERMS)
-    attrs: dict[str, Any] = {"authorizer": authorizer, "auth_failed_timeout": 0, "use_sendfile": False}
-    handler = type("HookedFtpHandler", (FTPHandler,), attrs | handler_attrs)
-    server = FTPServer((HOST, 0), handler, ioloop=IOLoop())
-    stopping = threading.Event()
-
-    def serve() -> None:
-        while not stopping.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
-
-    thread = threading.Thread(target=serve, name="hooked-ftp", daemon=True)
-    thread.start()
-    try:
-        yield LocalFtp(host=HOST, port=server.address[1], root=root, username=USERNAME, password=PASSWORD)
-    finally:
-        stopping.set()
-        thread.join()
-        server.close_all()
 
 
 def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
@@ -126,7 +97,7 @@ def test_a_file_replaced_during_its_import_is_left_in_place_and_imported_next_ru
             _set_mtime(source, stamp)  # ...and the same modification time (the same second)
             replaced.set()
 
-    with serve_hooked_ftp(root, on_file_sent=on_file_sent) as server:
+    with serve_ftp(root, handler_attrs={"on_file_sent": on_file_sent}) as server:
         block = save_ftp_block(server)
         job = csv_job(
             block,
@@ -193,7 +164,7 @@ def test_a_single_file_still_being_uploaded_is_not_imported_half_written(
         if Path(file) == source:
             write_second_chunk()
 
-    with serve_hooked_ftp(root, ftp_MLST=ftp_MLST, on_file_sent=on_file_sent) as server:
+    with serve_ftp(root, handler_attrs={"ftp_MLST": ftp_MLST, "on_file_sent": on_file_sent}) as server:
         job = csv_job(
             save_ftp_block(server), save_hub(sqlite_url), source={"kind": "file", "file_path": "in/a.csv"}
         )
@@ -488,7 +459,7 @@ def test_a_poison_file_fails_alone_and_the_files_after_it_are_imported(
     if poison == "size-fact-not-a-number":
         attrs["abstracted_fs"] = _BadSizeFS
 
-    with serve_hooked_ftp(root, **attrs) as server:
+    with serve_ftp(root, handler_attrs=attrs) as server:
         state, report = run_csv(csv_job(save_ftp_block(server), save_hub(sqlite_url)))
 
     by_path = {f.path: f for f in report.files}
