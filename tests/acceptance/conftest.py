@@ -61,6 +61,13 @@ DOCS_ORDER = [
 ]
 """Every sample deployment, in the order docs/server.md runs them (the offers export before the update)."""
 SERVER_PROBLEM = re.compile(r"\bERROR\b|Traceback \(most recent call last\)")
+LOG_RECORD_START = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| ")
+SQLITE_HEARTBEAT_LOCKED = re.compile(
+    r"Worker channel heartbeat persistence failed.*database is locked", re.DOTALL
+)
+"""Prefect's own limitation on SQLite (PrefectHQ/prefect#16299, #17566): a worker's heartbeat write
+meets another writer and fails at once; the next heartbeat (30 s later) writes it. Tolerated on the
+SQLite server only, and only with that exact cause: anything else still fails the session."""
 
 pytestmark = pytest.mark.acceptance
 
@@ -346,8 +353,22 @@ def _start_workers(stack: ExitStack, folder: Path, env: dict[str, str], count: i
     return logs
 
 
-def _server_problems(log: Path) -> list[str]:
-    return [line for line in log.read_text(errors="replace").splitlines() if SERVER_PROBLEM.search(line)]
+def _log_records(text: str) -> list[str]:
+    """The log's records, each with its continuation lines (a traceback belongs to the record above it)."""
+    records: list[str] = []
+    for line in text.splitlines():
+        if LOG_RECORD_START.match(line) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    return records
+
+
+def _server_problems(log: Path, *, sqlite: bool) -> tuple[list[str], list[str]]:
+    """The server log's records that hold an ERROR or a traceback: (problems, tolerated)."""
+    flagged = [r for r in _log_records(log.read_text(errors="replace")) if SERVER_PROBLEM.search(r)]
+    tolerated = [r for r in flagged if sqlite and SQLITE_HEARTBEAT_LOCKED.search(r)]
+    return [r for r in flagged if r not in tolerated], tolerated
 
 
 @contextmanager
@@ -376,8 +397,10 @@ def operated_stack(
         operated.run("prefect", "--no-prompt", "deploy", "--all")
         operated.worker_logs = _start_workers(stack, folder, env, workers)
         yield operated
-    problems = _server_problems(server_log)
-    assert not problems, f"the {name} server logged errors:\n" + "\n".join(problems[:40])
+    problems, tolerated = _server_problems(server_log, sqlite=database_url is None)
+    if tolerated:
+        print(f"the {name} server's heartbeat writes met 'database is locked' {len(tolerated)} time(s)")
+    assert not problems, f"the {name} server logged errors:\n" + "\n\n".join(problems[:5])
 
 
 @pytest.fixture(scope="session")
