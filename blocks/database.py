@@ -43,6 +43,15 @@ class DatabaseConnection(Block):
         "`.state` folder.",
     )
     echo_sql: bool = Field(default=False, description="Log every SQL statement (for debugging only).")
+    sqlite_busy_timeout_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=24 * 60,
+        title="SQLite busy timeout (minutes)",
+        description="SQLite only: the database has one writer at a time, for all jobs; another job's "
+        "transaction waits this long for it before failing (a large file's load holds it for its "
+        "whole load). PostgreSQL ignores it.",
+    )
 
     def sqlalchemy_url(self) -> str:
         """Return the URL to connect with (secret: never log it)."""
@@ -56,16 +65,18 @@ class DatabaseConnection(Block):
         """Return a new engine; SQLite gets real transactions and on-disk temporary storage."""
         url = make_url(self.sqlalchemy_url())
         if url.get_backend_name() == "sqlite":
-            return _sqlite_engine(url, echo=self.echo_sql)
+            return _sqlite_engine(url, echo=self.echo_sql, busy_seconds=self.sqlite_busy_timeout_minutes * 60)
         return sa.create_engine(url, echo=self.echo_sql, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, echo: bool, busy_seconds: float) -> sa.Engine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # A file's staging writes run on a helper thread while the next batch is parsed (one thread at a
     # time, never concurrently: see tasks.hub.staging.Staging), hence check_same_thread off.
-    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+    engine = sa.create_engine(
+        url, echo=echo, connect_args={"timeout": busy_seconds, "check_same_thread": False}
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -78,14 +89,16 @@ def _sqlite_engine(url: sa.URL, *, echo: bool) -> sa.Engine:
             "synchronous=NORMAL",
             "temp_store=FILE",  # staging of a large file stays on disk, not in memory
             "cache_size=-65536",
-            "busy_timeout=30000",
+            f"busy_timeout={int(busy_seconds * 1000)}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE: take the write lock at the start, where the busy timeout applies. A deferred
+        # transaction that read first and writes later fails at once if another writer got in between.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import posixpath
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from pydantic import ConfigDict, Field, model_validator
 
@@ -23,8 +24,9 @@ from blocks.ftp import FtpConnection
 from flows._job import JOB_NAME, command_line, load_job_file
 from tasks.csv.load import load_file
 from tasks.csv.reader import CsvFormat
-from tasks.errors import ImportJobError
+from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
 from tasks.files.tasks import (
+    Downloaded,
     RemoteFile,
     check_ftp_connection,
     download_file,
@@ -33,8 +35,9 @@ from tasks.files.tasks import (
     stat_source_file,
 )
 from tasks.hub.entities import EntityName, entity
-from tasks.hub.ledger import find_loaded_file, record_move
+from tasks.hub.ledger import find_loaded_file, record_move, record_skipped_copy
 from tasks.hub.load import HubTarget, LoadSettings, RejectThresholdPercent, SourceFile
+from tasks.hub.lock import BusyPolicy
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.run.history import conclude, recorded_run
@@ -121,6 +124,10 @@ class CsvImportJob(JobModel):
     after_import: AfterImportStep | None = Field(
         default=None, description="Shell step run once after the load, on SUCCESS (e.g. re-index)."
     )
+    busy: BusyPolicy = Field(
+        default_factory=BusyPolicy,
+        description="What a run does while another run of this job is still going.",
+    )
 
     @model_validator(mode="after")
     def _check_mapping(self) -> CsvImportJob:
@@ -139,12 +146,14 @@ class CsvImportJob(JobModel):
 @flow(name="import-csv-from-ftp", flow_run_name="{job.name}", validate_parameters=True)
 def import_csv_from_ftp(job: CsvImportJob) -> State:
     """Import the job's file(s): download, load in one transaction, move; report what happened."""
-    with recorded_run(job=job.name, entity=job.entity, target=job.target, kind="csv-ftp") as (
-        report,
-        engine,
-    ):
-        _import_files(job, report, engine)
-        after_import(job.after_import, report)
+    report = recorded_run(
+        job=job.name,
+        entity=job.entity,
+        target=job.target,
+        kind="csv-ftp",
+        busy=job.busy,
+        work=partial(_import_files, job),
+    )
     return conclude(report)
 
 
@@ -155,6 +164,7 @@ def _import_files(job: CsvImportJob, report: ImportReport, engine: sa.Engine) ->
     with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
         for remote in _source_files(job, report):
             report.add(*_import_one(job, remote, Path(local_dir), report.run_id, engine))
+    after_import(job.after_import, report)
 
 
 def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
@@ -180,10 +190,30 @@ def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
 def _import_one(
     job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
 ) -> tuple[FileReport, list[Any]]:
+    """Import one file; a failure caused by the file fails it alone, and the run goes on.
+
+    Unavailability and conflicts with another writer (`SourceUnavailableError`) are not the file's
+    fault: they stop the run and the file stays where it is for the next run.
+    """
     try:
         return _download_load_move(job, remote, local_dir, run_id, engine)
-    except ImportJobError as exc:
+    except SourceUnavailableError:
+        raise
+    except BadFileError as exc:
+        report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))
+    except ImportJobError as exc:  # refused by the server, or a shell step failed: fix the job, not the file
         return FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc)), []
+    except Exception as exc:  # a file must never block the files after it, even through a bug
+        get_run_logger().exception("Unexpected error importing %s", remote.path)
+        report = FileReport(
+            path=remote.path,
+            status="FAILED",
+            size=remote.size,
+            message=f"{remote.path}: unexpected error while reading it ({type(exc).__name__}: {exc}); "
+            "nothing of it was loaded. Check the file; report the error if the file looks right.",
+        )
+    _move_after(job, report, engine=engine)
+    return report, []
 
 
 def _download_load_move(
@@ -200,7 +230,7 @@ def _download_load_move(
                 sha256=downloaded.sha256,
                 message=f"Already imported by this job (same content as {seen.path}); run with `force` to import again.",
             )
-            _move_after(job, report, ledger_id=seen.id, engine=engine)
+            _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
             return report, []
         facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": remote.path}
         with before_import(job.before_import, downloaded.local_path, facts) as local_path:
@@ -210,14 +240,18 @@ def _download_load_move(
             )
     finally:
         downloaded.local_path.unlink(missing_ok=True)
-    loaded = (
-        None if report.status == "FAILED" else find_loaded_file(engine, job.name, sha256=downloaded.sha256)
-    )
-    _move_after(job, report, ledger_id=loaded.id if loaded else None, engine=engine)
+    _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
     return report, rejects
 
 
-def _move_after(job: CsvImportJob, report: FileReport, *, ledger_id: int | None, engine: sa.Engine) -> None:
+def _move_after(
+    job: CsvImportJob,
+    report: FileReport,
+    *,
+    engine: sa.Engine,
+    downloaded: Downloaded | None = None,
+    run_id: str = "",
+) -> None:
     destination = job.source.failed_dir if report.status == "FAILED" else job.source.outbound_dir
     if not destination:
         return
@@ -230,8 +264,30 @@ def _move_after(job: CsvImportJob, report: FileReport, *, ledger_id: int | None,
         else:
             report.message += f" It could not be moved to the failed folder either: {exc}"
         return
-    if ledger_id is not None:
-        record_move(engine, ledger_id, report.moved_to)
+    if downloaded is not None and report.status != "FAILED":
+        _ledger_move(job, report, engine, downloaded, run_id)
+
+
+def _ledger_move(
+    job: CsvImportJob, report: FileReport, engine: sa.Engine, downloaded: Downloaded, run_id: str
+) -> None:
+    assert report.moved_to is not None
+    if report.status == "SKIPPED":
+        # A re-sent copy: its own row, so the original import's row keeps where that file went.
+        record_skipped_copy(
+            engine,
+            job=job.name,
+            path=report.path,
+            size=downloaded.remote.size,
+            modified_at=downloaded.remote.modified,
+            sha256=downloaded.sha256,
+            run_id=run_id,
+            moved_to=report.moved_to,
+        )
+        return
+    loaded = find_loaded_file(engine, job.name, sha256=downloaded.sha256)
+    if loaded is not None:
+        record_move(engine, loaded.id, report.moved_to)
 
 
 def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
@@ -242,6 +298,7 @@ def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:
         mapping=job.mapping,
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
+        force=job.force,
     )
 
 

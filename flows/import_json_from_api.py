@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -46,6 +47,7 @@ from tasks.hub.load import (
     RejectThresholdPercent,
     SourceFile,
 )
+from tasks.hub.lock import BusyPolicy
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.run.history import conclude, recorded_run
@@ -96,6 +98,10 @@ class ApiImportJob(JobModel):
     )
     after_import: AfterImportStep | None = Field(
         default=None, description="Shell step run once after the load, on SUCCESS (e.g. re-index)."
+    )
+    busy: BusyPolicy = Field(
+        default_factory=BusyPolicy,
+        description="What a run does while another run of this job is still going.",
     )
     initial_since: datetime = Field(
         default=EPOCH,
@@ -165,20 +171,28 @@ def _settings(job: ApiImportJob, run_id: str, csv: CsvFile | None) -> LoadSettin
         mapping=csv.mapping if csv else None,
         formats=job.formats,
         reject_threshold_percent=job.reject_threshold_percent,
+        force=job.force,
     )
 
 
 @flow(name="import-json-from-api", flow_run_name="{job.name}", validate_parameters=True)
 def import_json_from_api(job: ApiImportJob) -> State:
     """Run the job's calls, load the last call's records in one transaction, report what happened."""
-    with recorded_run(job=job.name, entity=job.entity, target=job.target, kind="json-api") as (
-        report,
-        engine,
-    ):
-        last_start = last_successful_start(engine, job.name, before_run=report.run_id)
-        _run_calls_and_load(job, report, engine, last_start)
-        after_import(job.after_import, report)
+    report = recorded_run(
+        job=job.name,
+        entity=job.entity,
+        target=job.target,
+        kind="json-api",
+        busy=job.busy,
+        work=partial(_import_calls, job),
+    )
     return conclude(report)
+
+
+def _import_calls(job: ApiImportJob, report: ImportReport, engine: sa.Engine) -> None:
+    last_start = last_successful_start(engine, job.name, before_run=report.run_id)
+    _run_calls_and_load(job, report, engine, last_start)
+    after_import(job.after_import, report)
 
 
 def _run_calls_and_load(

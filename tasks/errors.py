@@ -3,7 +3,9 @@
 ImportJobError                     the job owner must read this
 +-- ShellStepError                 a before/after shell step failed; its command and exit code say why
 +-- ImportFailedError              a run ended FAILED; carries its report (its files' errors say why)
++-- JobBusyError                   another run of the job holds its lock: this run did nothing
 +-- SourceUnavailableError         down, slow or throttling: a retry may help
+|   +-- HubConflictError           another writer changed the same rows or tables: the load rolled back
 |   +-- TokenUnavailableError      the OAuth2 token endpoint failed; the request was not sent
 |   +-- FeedAbandonedError         the load of a paging call stopped; the call stops fetching
 |   +-- CallFailedError            the paging call failed; its load rolls back
@@ -27,8 +29,10 @@ __all__ = [
     "BadFileError",
     "CallFailedError",
     "FeedAbandonedError",
+    "HubConflictError",
     "ImportFailedError",
     "ImportJobError",
+    "JobBusyError",
     "ShellStepError",
     "SourceRejectedError",
     "SourceUnavailableError",
@@ -55,6 +59,17 @@ class BadFileError(ImportJobError):
 
 class ThresholdExceededError(BadFileError):
     """Too many rows of one file were rejected; the file was rolled back."""
+
+
+class JobBusyError(ImportJobError):
+    """Another run of the same job holds the job's lock; this run did nothing and is skipped."""
+
+
+class HubConflictError(SourceUnavailableError):
+    """Another writer loaded the same keys or created the same tables at once; retried, then given up.
+
+    Not the file's fault: the load rolled back and the file stays where it is for the next run.
+    """
 
 
 class TokenUnavailableError(SourceUnavailableError):

@@ -6,6 +6,7 @@
   reject schema and codes.
 - ``mapping``: source columns -> entity fields, and validation of a batch (rejects with their codes).
 - ``staging``: batches staged in temporary tables, new keys checked, merged into the entity tables.
+- ``lock``: one job, one writer: the job's lock held in the hub database for a whole run.
 - ``load``: one file's (or one API run's) batches loaded whole or not at all, and ledgered.
 
 The names below are the package's public face; everything else is private to it.
@@ -44,7 +45,10 @@ from tasks.hub.ledger import (
     find_loaded_file,
     finish_run,
     last_successful_start,
+    prepare_hub,
     record_move,
+    record_skipped_copy,
+    running_run,
     start_run,
 )
 from tasks.hub.load import (
@@ -56,6 +60,7 @@ from tasks.hub.load import (
     import_batches,
     load_prepared,
 )
+from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
 from tasks.hub.mapping import (
     CellFormats,
     MappingPlan,
@@ -82,12 +87,14 @@ __all__ = [
     "TOO_LONG",
     "TOO_MANY_FIELDS",
     "WRONG_FORMAT",
+    "BusyPolicy",
     "CellFormats",
     "Entity",
     "EntityName",
     "HubTarget",
     "LoadSettings",
     "MappingPlan",
+    "OnBusy",
     "RejectThresholdPercent",
     "RunLogger",
     "RunTotals",
@@ -99,10 +106,14 @@ __all__ = [
     "find_loaded_file",
     "finish_run",
     "import_batches",
+    "job_lock",
     "last_successful_start",
     "load_prepared",
     "plan_mapping",
+    "prepare_hub",
     "record_move",
+    "record_skipped_copy",
+    "running_run",
     "start_run",
     "validate_batch",
 ]

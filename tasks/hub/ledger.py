@@ -47,14 +47,14 @@ class RunTotals:
     rejected: int = 0
 
 
-def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None) -> datetime:
-    """Record that a run started; return its start time.
+def prepare_hub(engine: sa.Engine) -> None:
+    """Create or migrate the hub's own tables: the run's first touch of the hub database.
 
-    The run's first touch of the hub database: an unreachable one fails the run here, explained.
+    An unreachable database fails the run here, explained.
     """
-    started = datetime.now(UTC)
     try:
-        _insert_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=flow_run_id, started=started)
+        with engine.begin() as conn:
+            ensure_system_tables(conn)
     except sa.exc.OperationalError as exc:
         where = engine.url.render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
@@ -62,22 +62,26 @@ def start_run(engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_i
             f"Cannot reach the hub database {where}: {reason}. Check that it is up and the URL of the "
             "job's Hub Database block; nothing was imported, run the job again once it answers."
         ) from None
-    return started
 
 
-def _insert_run(
-    engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None, started: datetime
-) -> None:
+def start_run(
+    engine: sa.Engine, *, run_id: str, job: str, kind: str, flow_run_id: str | None, holds_job: bool = True
+) -> datetime:
+    """Record that a run started; return its start time.
+
+    `holds_job`: the run holds the job's lock, so a row of the job still RUNNING belongs to a run that
+    died; it is closed as such.
+    """
+    started = datetime.now(UTC)
     with engine.begin() as conn:
         ensure_system_tables(conn)
-        # A run of this job still RUNNING here died without finishing (killed, or its database went
-        # away): close its row. Its committed files are in the ledger; a run that was in fact still
-        # going overwrites this when it finishes.
-        conn.execute(
-            runs.update()
-            .where(runs.c.job == job, runs.c.status == "RUNNING")
-            .values(status="FAILED", finished_at=started, message=f"{ABANDONED} {run_id}.")
-        )
+        if holds_job:
+            # Its committed files are in the ledger; the files it left are the next run's.
+            conn.execute(
+                runs.update()
+                .where(runs.c.job == job, runs.c.status == "RUNNING")
+                .values(status="FAILED", finished_at=started, message=f"{ABANDONED} {run_id}.")
+            )
         conn.execute(
             runs.insert().values(
                 run_id=run_id,
@@ -88,6 +92,26 @@ def _insert_run(
                 status="RUNNING",
             )
         )
+    return started
+
+
+def running_run(engine: sa.Engine, job: str) -> str:
+    """Describe the job's run in progress ("run X (flow run Y) since T"), for a run that found the job locked."""
+    query = (
+        sa.select(runs.c.run_id, runs.c.started_at)
+        .where(runs.c.job == job, runs.c.status == "RUNNING")
+        .order_by(runs.c.started_at.desc())
+        .limit(1)
+    )
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(query).first()
+    except sa.exc.DBAPIError:
+        row = None
+    if row is None:
+        return "another run (starting or on another machine)"
+    since = row.started_at.replace(tzinfo=UTC) if row.started_at.tzinfo is None else row.started_at
+    return f"run {row.run_id} since {since:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def finish_run(engine: sa.Engine, *, run_id: str, status: str, totals: RunTotals, message: str) -> None:
@@ -155,6 +179,8 @@ def record_file(
     sha256: str,
     run_id: str,
     outcome: str,
+    forced: bool = False,
+    moved_to: str | None = None,
 ) -> int:
     """Add a ledger entry (inside the file's own transaction) and return its id."""
     result = conn.execute(
@@ -167,6 +193,8 @@ def record_file(
             run_id=run_id,
             outcome=outcome,
             recorded_at=datetime.now(UTC),
+            forced=forced,
+            moved_to=moved_to,
         )
     )
     key = result.inserted_primary_key
@@ -178,3 +206,29 @@ def record_move(engine: sa.Engine, entry_id: int, moved_to: str) -> None:
     """Remember where an imported file was moved to."""
     with engine.begin() as conn:
         conn.execute(ledger.update().where(ledger.c.id == entry_id).values(moved_to=moved_to))
+
+
+def record_skipped_copy(
+    engine: sa.Engine,
+    *,
+    job: str,
+    path: str,
+    size: int,
+    modified_at: datetime | None,
+    sha256: str,
+    run_id: str,
+    moved_to: str,
+) -> int:
+    """Ledger a re-sent copy of an imported content, not imported again but moved: a row of its own."""
+    with engine.begin() as conn:
+        return record_file(
+            conn,
+            job=job,
+            path=path,
+            size=size,
+            modified_at=modified_at,
+            sha256=sha256,
+            run_id=run_id,
+            outcome="SKIPPED",
+            moved_to=moved_to,
+        )

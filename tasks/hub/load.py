@@ -8,7 +8,9 @@ the whole load back.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -20,8 +22,8 @@ import polars as pl
 import sqlalchemy as sa
 from pydantic import Field
 
-from tasks.errors import ImportJobError, SourceUnavailableError, ThresholdExceededError
-from tasks.hub.ledger import record_file
+from tasks.errors import HubConflictError, ImportJobError, SourceUnavailableError, ThresholdExceededError
+from tasks.hub.ledger import find_loaded, record_file
 from tasks.hub.mapping import CellFormats, MappingPlan, validate_batch
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging, open_staging
@@ -51,6 +53,7 @@ class LoadSettings:
     mapping: Mapping[str, str] | None
     formats: CellFormats
     reject_threshold_percent: float
+    force: bool = False
 
 
 HubTarget = Annotated[
@@ -88,7 +91,14 @@ def load_prepared(
     `ledger_source` the load is ledgered as that file.
     """
     return _import(
-        engine, _new_report(name, ledger_source), prepare, settings, rejects_dir, logger, ledger_source
+        engine,
+        _new_report(name, ledger_source),
+        prepare,
+        settings,
+        rejects_dir,
+        logger,
+        ledger_source,
+        retry=True,
     )
 
 
@@ -115,6 +125,7 @@ def import_batches(
         rejects_dir,
         logger,
         ledger_source,
+        retry=False,  # the batches can be read once: a conflict stops the run, nothing loaded
     )
 
 
@@ -127,7 +138,50 @@ def _new_report(name: str, source: SourceFile | None) -> FileReport:
     )
 
 
+CONFLICT_RETRY_SECONDS = (1.0, 3.0, 9.0)
+"""Waits before each new attempt of a load that met another writer (then the run stops, file in place)."""
+_CONFLICT_SQLSTATES = {
+    "23505",  # unique_violation: the same new keys inserted by another transaction, or a DDL race
+    "42P07",  # duplicate_table: the same table created at once
+    "42710",  # duplicate_object
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+}
+
+
+class _AlreadyLoadedError(Exception):
+    """Inside the load's transaction: the job loaded this content already (a run beside this one)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
 def _import(
+    engine: sa.Engine,
+    report: FileReport,
+    prepare: Prepare,
+    settings: LoadSettings,
+    rejects_dir: Path,
+    logger: RunLogger,
+    ledger_source: SourceFile | None,
+    *,
+    retry: bool,
+) -> tuple[FileReport, list[Reject]]:
+    delays = CONFLICT_RETRY_SECONDS if retry else ()
+    for delay in (*delays, None):
+        attempt = report.model_copy(deep=True)
+        try:
+            return _import_once(engine, attempt, prepare, settings, rejects_dir, logger, ledger_source)
+        except HubConflictError as exc:
+            if delay is None:
+                raise
+            logger.warning("%s Trying the load again in %.0f s.", exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _import_once(
     engine: sa.Engine,
     report: FileReport,
     prepare: Prepare,
@@ -138,30 +192,62 @@ def _import(
 ) -> tuple[FileReport, list[Reject]]:
     started = time.monotonic()
     name = report.path
-    sink = RejectSink(rejects_dir / (name.strip("/").replace("/", "__") + ".rejects.csv"))
+    sink = RejectSink(rejects_dir / rejects_file_name(name))
+    sink.path.unlink(missing_ok=True)  # a retried load writes its rejects anew
     try:
         plan, batches = prepare(report)
         _load_translated(engine, batches, plan, settings, ledger_source, sink, report, logger)
         report.status = "PARTIAL" if report.rejected else "SUCCESS"
+    except _AlreadyLoadedError as seen:
+        _clear_counts(report)
+        report.status = "SKIPPED"
+        report.message = (
+            f"Already imported by this job (same content as {seen.path}, loaded by a run beside this "
+            "one); run with `force` to import again."
+        )
     except ThresholdExceededError as exc:
         report.message = str(exc)
     except ImportJobError as exc:
         report.message = str(exc)
-        report.rows_read = report.inserted = report.updated = report.unchanged = 0
-    except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+        _clear_counts(report)
+    except sa.exc.DBAPIError as exc:
+        if _is_conflict(exc):
+            raise HubConflictError(
+                f"{name}: another writer loaded the same rows or created the same tables at the same time "
+                f"({_database_reason(exc)}); the load was rolled back and the file left in place."
+            ) from exc
+        if not isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+            raise SourceUnavailableError(
+                f"{name}: the hub database failed during the load, which was rolled back: "
+                f"{_database_reason(exc)}. Re-run the job once the database is reachable."
+            ) from exc
         report.message = (
             f"{name}: the hub database refused the file's data, so nothing of it was loaded: "
             f"{_database_reason(exc)}. Fix the value in the file."
         )
-        report.rows_read = report.inserted = report.updated = report.unchanged = 0
-    except sa.exc.DBAPIError as exc:
-        raise SourceUnavailableError(
-            f"{name}: the hub database failed during the load, which was rolled back: "
-            f"{_database_reason(exc)}. Re-run the job once the database is reachable."
-        ) from exc
+        _clear_counts(report)
     report.rejects_file = str(sink.path) if sink.count else None
     report.seconds = round(time.monotonic() - started, 3)
     return report, sink.sample
+
+
+def _clear_counts(report: FileReport) -> None:
+    report.rows_read = report.inserted = report.updated = report.unchanged = 0
+
+
+def _is_conflict(exc: sa.exc.DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state is not None:
+        return state in _CONFLICT_SQLSTATES
+    # SQLite serialises writers: the same keys can only meet when a writer skipped the job's lock.
+    return "UNIQUE constraint failed" in str(exc.orig)
+
+
+def rejects_file_name(name: str) -> str:
+    """Return a short, safe local file name for the rejects of source `name` (a remote path may be long)."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/").replace("/", "__"))[-60:].lstrip("._-")
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{readable or 'source'}-{digest}.rejects.csv"
 
 
 def _load_translated(
@@ -195,6 +281,11 @@ def _load(
 ) -> None:
     with engine.begin() as conn:
         ensure_system_tables(conn)
+        if source is not None and not settings.force:
+            # Re-checked inside the load's transaction: the check before the download may be stale.
+            seen = find_loaded(conn, settings.job, sha256=source.sha256)
+            if seen is not None:
+                raise _AlreadyLoadedError(seen.path)
         staging = open_staging(conn, plan)
         try:
             _stage_batches(batches, plan, settings, staging, sink, report, logger)
@@ -223,6 +314,7 @@ def _load(
                 sha256=source.sha256,
                 run_id=settings.run_id,
                 outcome="PARTIAL" if report.rejected else "SUCCESS",
+                forced=settings.force,
             )
 
 

@@ -3,9 +3,17 @@
 Tables are created from the entity catalogue when a job first loads them; a field added to the
 catalogue later becomes a new nullable column. SQL types are chosen per dialect so that the
 canonical text produced by validation converts the same way on SQLite and PostgreSQL.
+
+The hub's own tables (runs, ledger) carry a schema version in `datahub_schema`: a hub created by an
+older release is brought up to date by the numbered migrations below, once, under a lock, and each
+applied migration is recorded with what it found.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -70,9 +78,24 @@ ledger = sa.Table(
     sa.Column("outcome", sa.String(20), nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("moved_to", sa.Text),
+    # A forced re-import (the job's `force`) may load a content the job already loaded.
+    sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_datahub_ledger_job_sha", "job", "sha256"),
     sa.Index("ix_datahub_ledger_job_path", "job", "path"),
 )
+
+schema_versions = sa.Table(
+    "datahub_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+ONE_IMPORT_PER_CONTENT = "ux_datahub_ledger_one_import"
+"""One non-forced SUCCESS / PARTIAL import of one content by one job (a partial unique index)."""
+
+logger = logging.getLogger(__name__)
 
 
 def quote(name: str) -> str:
@@ -91,8 +114,77 @@ def json_type(dialect: str) -> str:
 
 
 def ensure_system_tables(conn: sa.Connection) -> None:
-    """Create the ledger and run-history tables if they are missing."""
+    """Create the hub's own tables if they are missing, and migrate them to the current version."""
+    if _up_to_date(conn):
+        return
+    if conn.dialect.name == "postgresql":
+        # Two runs meeting a new or old hub at once: one creates or migrates, the other waits for it
+        # and finds the work done (CREATE TABLE of the same table at once fails on PostgreSQL).
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _MIGRATION_LOCK})
     metadata.create_all(conn, checkfirst=True)
+    _migrate(conn)
+
+
+def _up_to_date(conn: sa.Connection) -> bool:
+    inspector = sa.inspect(conn)
+    return all(inspector.has_table(table.name) for table in metadata.sorted_tables) and (
+        _version(conn) >= LATEST_VERSION
+    )
+
+
+def _version(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.max(schema_versions.c.version))).scalar_one() or 1)
+
+
+def _migrate(conn: sa.Connection) -> None:
+    for version, migration in MIGRATIONS:
+        if _version(conn) < version:
+            note = migration(conn)
+            conn.execute(
+                schema_versions.insert().values(version=version, applied_at=datetime.now(UTC), note=note)
+            )
+            logger.info("Hub database migrated to version %d: %s", version, note)
+
+
+def _one_import_per_content(conn: sa.Connection) -> str:
+    present = {column["name"] for column in sa.inspect(conn).get_columns(ledger.name)}
+    if "forced" not in present:
+        conn.exec_driver_sql(f"ALTER TABLE {ledger.name} ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE")
+    loaded = "outcome IN ('SUCCESS', 'PARTIAL') AND NOT forced"
+    duplicates = conn.exec_driver_sql(
+        f"SELECT job, sha256, min(id), count(*) FROM {ledger.name} WHERE {loaded} "
+        "GROUP BY job, sha256 HAVING count(*) > 1 ORDER BY 1, 2"
+    ).all()
+    for job, sha256, first_id, _count in duplicates:
+        # Older releases could import one content twice (two runs at once): keep the first as the
+        # import, count the later ones as re-imports, and say so in the migration's note.
+        conn.execute(
+            ledger.update()
+            .where(ledger.c.job == job, ledger.c.sha256 == sha256, ledger.c.id != first_id)
+            .where(ledger.c.outcome.in_(("SUCCESS", "PARTIAL")))
+            .values(forced=True)
+        )
+    conn.exec_driver_sql(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {ONE_IMPORT_PER_CONTENT} ON {ledger.name} (job, sha256) WHERE {loaded}"
+    )
+    found = "; ".join(
+        f"job {job} content {sha256[:12]}... {count} times" for job, sha256, _, count in duplicates
+    )
+    if duplicates:
+        logger.warning(
+            "The hub ledger held contents imported more than once (marked as re-imports): %s", found
+        )
+    return "one import per content and job" + (
+        f"; found {len(duplicates)} content(s) imported more than once, the later imports marked forced: {found}"
+        if duplicates
+        else "; no duplicate imports found"
+    )
+
+
+_MIGRATION_LOCK = 0x6461746168756201  # "datahub\x01"
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], str]]] = [(2, _one_import_per_content)]
+"""(version, migration): version 1 is the schema of the first release (no `datahub_schema` rows)."""
+LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def ensure_table(conn: sa.Connection, table: TableSpec, *, custom_fields: bool) -> None:

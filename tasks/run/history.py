@@ -1,16 +1,17 @@
 """One import run of any job kind: opened in the run history, closed whatever happens, then reported.
 
-Both import flows (CSV over FTP, JSON from APIs) wrap their work in `recorded_run` and end with
-`conclude`, so a run is never left RUNNING in `datahub_runs`, a job's own errors become the report's
-error (the run is FAILED, the flow still publishes its report), and anything else is re-raised.
+Both import flows (CSV over FTP, JSON from APIs) run their work through `recorded_run`, which holds
+the job's lock in the hub database for the whole run, and end with `conclude`, so a run is never left
+RUNNING in `datahub_runs`, a job's own errors become the report's error (the run is FAILED, the flow
+still publishes its report), and anything else is re-raised.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -18,46 +19,106 @@ from prefect import runtime
 from prefect.logging import get_run_logger
 
 from blocks.database import hub_database
-from tasks.errors import ImportJobError
-from tasks.hub.ledger import RunTotals, finish_run, start_run
+from tasks.errors import ImportJobError, JobBusyError
+from tasks.hub.ledger import RunTotals, finish_run, prepare_hub, running_run, start_run
+from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
 from tasks.run.report import ImportReport, final_state, publish_artifacts, render_text, run_summary
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 
-@contextmanager
+Work = Callable[[ImportReport, sa.Engine], None]
+
+
 def recorded_run(
-    *, job: str, entity: str, target: str | None, kind: str
-) -> Iterator[tuple[ImportReport, sa.Engine]]:
-    """Start the run in the run history; yield its report and the hub database; finish it on the way out."""
+    *, job: str, entity: str, target: str | None, kind: str, busy: BusyPolicy, work: Work
+) -> ImportReport:
+    """Run `work` holding the job's lock, recorded in the run history; return the run's report.
+
+    The lock is the job's own, in the hub database (`tasks.hub.lock`): a second run of the job, from
+    any server or machine, waits or is skipped as `busy` says. A run is never left RUNNING in the
+    history; a job's own errors become the report's error (the run is FAILED), anything else is re-raised.
+    """
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     database = hub_database(target)
     engine = database.engine()
-    report = ImportReport(
-        job=job,
-        entity=entity,
-        run_id=run_id,
-        database=database.display_url(),
-        started_at=start_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=run_id),
-    )
     try:
-        yield report, engine
+        prepare_hub(engine)
+        report = ImportReport(
+            job=job,
+            entity=entity,
+            run_id=run_id,
+            database=database.display_url(),
+            started_at=datetime.now(UTC),
+        )
+        try:
+            with job_lock(
+                engine,
+                job,
+                on_busy=busy.on_busy or _deployment_on_busy(),
+                max_wait_seconds=busy.max_wait_minutes * 60,
+                holder=partial(running_run, engine, job),
+                logger=get_run_logger(),
+            ):
+                report.started_at = start_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=run_id)
+                _run_work(work, report, engine)
+        except JobBusyError as exc:
+            get_run_logger().warning("%s", exc)
+            _record_busy(engine, report, str(exc), kind)
+        return report
+    finally:
+        engine.dispose()
+
+
+def _run_work(work: Work, report: ImportReport, engine: sa.Engine) -> None:
+    try:
+        work(report, engine)
     except Exception as exc:
         # Listing failed, a call failed, or a bug: the run is FAILED in the history too, never left RUNNING.
         report.error = str(exc) if isinstance(exc, ImportJobError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, ImportJobError):
             raise
     finally:
-        report.settle(datetime.now(UTC))
-        finish_run(
-            engine,
-            run_id=run_id,
-            status=report.status,
-            totals=run_totals(report),
-            message=run_summary(report),
+        _finish(engine, report)
+
+
+def _record_busy(engine: sa.Engine, report: ImportReport, reason: str, kind: str) -> None:
+    report.warnings.append(reason)
+    start_run(
+        engine, run_id=report.run_id, job=report.job, kind=kind, flow_run_id=report.run_id, holds_job=False
+    )
+    _finish(engine, report)
+
+
+def _finish(engine: sa.Engine, report: ImportReport) -> None:
+    report.settle(datetime.now(UTC))
+    finish_run(
+        engine,
+        run_id=report.run_id,
+        status=report.status,
+        totals=run_totals(report),
+        message=run_summary(report),
+    )
+
+
+def _deployment_on_busy() -> OnBusy:
+    """`skip` when the run's deployment cancels new runs while one is going (CANCEL_NEW), else `wait`."""
+    deployment_id = runtime.deployment.id
+    if not deployment_id:
+        return "wait"
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            options = client.read_deployment(deployment_id).concurrency_options
+    except Exception as exc:  # the server is the run's own; if it cannot answer, waiting is the safe side
+        get_run_logger().warning(
+            "Could not read the deployment's collision strategy (%s); waiting if busy.", exc
         )
-        engine.dispose()
+        return "wait"
+    strategy = getattr(options.collision_strategy, "value", None) if options else None
+    return "skip" if strategy == "CANCEL_NEW" else "wait"
 
 
 def conclude(report: ImportReport) -> State:

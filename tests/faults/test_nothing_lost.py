@@ -304,10 +304,6 @@ WAITED_OR_SKIPPED = re.compile(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 finding 3: two runs of one job at once load an older file over a newer one, ledger it twice",
-)
 def test_two_runs_of_one_job_at_once_equal_one_run(
     ftp_server: LocalFtp, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -339,10 +335,6 @@ def test_two_runs_of_one_job_at_once_equal_one_run(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 finding 3: two jobs loading the same new keys at once: UniqueViolation, file to failed_dir",
-)
 @pytest.mark.parametrize("schema", ["empty", "tables-exist"])
 def test_two_jobs_loading_the_same_new_keys_at_once_both_succeed(
     ftp_server: LocalFtp, postgres_url: str, tmp_path: Path, schema: str
@@ -641,9 +633,6 @@ def test_a_nul_byte_in_a_custom_field_cell_rejects_that_row_only(
     assert _rows(database_url, 'SELECT "stockExternalId" FROM offer_stocks ORDER BY 1') == [("S1",), ("S3",)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 finding 6: a skipped re-sent copy's move overwrites the original ledger row"
-)
 def test_a_skipped_resent_copys_move_gets_its_own_ledger_row(ftp_server: LocalFtp, database_url: str) -> None:
     root = make_folders(ftp_server.root)
     text = products_csv(1, 2)
