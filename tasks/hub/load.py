@@ -139,7 +139,8 @@ def _new_report(name: str, source: SourceFile | None) -> FileReport:
 
 
 CONFLICT_RETRY_SECONDS = (1.0, 3.0, 9.0)
-"""Waits before each new attempt of a load that met another writer (then the run stops, file in place)."""
+"""Waits before each new attempt of a load that met another writer or lost the hub database (then the
+run stops, the file in place)."""
 _CONFLICT_SQLSTATES = {
     "23505",  # unique_violation: the same new keys inserted by another transaction, or a DDL race
     "42P07",  # duplicate_table: the same table created at once
@@ -173,7 +174,7 @@ def _import(
         attempt = report.model_copy(deep=True)
         try:
             return _import_once(engine, attempt, prepare, settings, rejects_dir, logger, ledger_source)
-        except HubConflictError as exc:
+        except SourceUnavailableError as exc:  # the hub went away, or another writer got in the way
             if delay is None:
                 raise
             logger.warning("%s Trying the load again in %.0f s.", exc, delay)
@@ -207,6 +208,8 @@ def _import_once(
         )
     except ThresholdExceededError as exc:
         report.message = str(exc)
+    except SourceUnavailableError:
+        raise  # not the file's fault: retried, then the run stops with the file in place
     except ImportJobError as exc:
         report.message = str(exc)
         _clear_counts(report)

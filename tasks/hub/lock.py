@@ -19,17 +19,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field
 
-from tasks.errors import JobBusyError
+from tasks.errors import JobBusyError, SourceUnavailableError
 from tasks.ui_schema import FormModel
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -81,15 +81,17 @@ def job_lock(
     `holder` describes the run holding the lock ("run X since T"), for the log and the error.
     """
     if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            # Advisory locks are per database: two hubs in two schemas of one database stay apart.
-            schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
-            acquire = partial(_try_advisory_lock, conn, lock_key(f"{schema}.{job}"))
-            release = _wait_for(acquire, job, on_busy, max_wait_seconds, holder, logger)
-            try:
-                yield
-            finally:
-                release()
+        advisory = _AdvisoryLock(engine, job, logger)
+        release = _wait_for(advisory.try_acquire, job, on_busy, max_wait_seconds, holder, logger)
+        # Every transaction of the run first checks that the lock's connection still lives: a
+        # database restart ends the session and its lock with it, and the run must then take the
+        # lock again (or stop) before it writes anything.
+        sa.event.listen(engine, "begin", advisory.verify)
+        try:
+            yield
+        finally:
+            sa.event.remove(engine, "begin", advisory.verify)
+            release()
         return
     path = _sqlite_lock_path(engine, job)
     if path is None:  # an in-memory database lives in one process: nothing else can run the job
@@ -144,16 +146,60 @@ def _busy_message(job: str, holder: str, on_busy: OnBusy, waited: float) -> str:
     )
 
 
-def _try_advisory_lock(conn: sa.Connection, key: int) -> Callable[[], None] | None:
-    if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(key)s)", {"key": key}).scalar_one():
-        return None
+class _AdvisoryLock:
+    """A session-level advisory lock on a connection of its own, taken again if that connection breaks."""
 
-    def release() -> None:
-        # A connection that broke has lost the lock with its session; nothing is left to release.
-        if not conn.invalidated and not conn.closed:
-            conn.exec_driver_sql("SELECT pg_advisory_unlock(%(key)s)", {"key": key})
+    def __init__(self, engine: sa.Engine, job: str, logger: RunLogger) -> None:
+        self.engine = engine
+        self.job = job
+        self.logger = logger
+        self.conn: sa.Connection | None = None
+        self.key = 0
+        self._verifying = threading.Lock()
 
-    return release
+    def try_acquire(self) -> Callable[[], None] | None:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        # Advisory locks are per database: two hubs in two schemas of one database stay apart.
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        self.key = lock_key(f"{schema}.{self.job}")
+        if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%(key)s)", {"key": self.key}).scalar_one():
+            conn.close()
+            return None
+        self.conn = conn
+        return self.release
+
+    def verify(self, _conn: sa.Connection) -> None:
+        if not self._verifying.acquire(blocking=False):
+            return  # the check's own statement
+        try:
+            assert self.conn is not None
+            try:
+                self.conn.exec_driver_sql("SELECT 1")
+                return
+            except sa.exc.DBAPIError:
+                self.conn.invalidate()
+            if self.try_acquire() is None:
+                raise SourceUnavailableError(
+                    f"Job {self.job}: the hub database dropped the connection holding the job's lock, and "
+                    "another run has taken the job since: this run stops here, leaving its remaining "
+                    "files for that run. Nothing it committed is lost."
+                )
+            self.logger.warning(
+                "Job %s: the connection holding the job's lock broke; the lock was taken again.", self.job
+            )
+        finally:
+            self._verifying.release()
+
+    def release(self) -> None:
+        if self.conn is None:
+            return
+        try:
+            self.conn.exec_driver_sql("SELECT pg_advisory_unlock(%(key)s)", {"key": self.key})
+        except sa.exc.DBAPIError:
+            pass  # the session is gone, and its lock with it
+        finally:
+            self.conn.close()
+            self.conn = None
 
 
 def _sqlite_lock_path(engine: sa.Engine, job: str) -> Path | None:

@@ -4,7 +4,9 @@ outbound, and a re-run leaves the tables exactly as one clean run does.
 
 The kill is injected through a hook at a chosen point of the load (while a batch is staged, and after
 the merge just before the ledger entry), so the test is deterministic; it terminates every backend of
-the hub's connections (`application_name`), as a database restart would.
+the hub's connections (`application_name`), as a database restart would: the loading connection and
+the one holding the job's lock. The load is retried (the lock taken again); a hub that keeps failing
+stops the run with every file in place (issue 14: unavailability is not the file's fault).
 """
 
 from __future__ import annotations
@@ -98,8 +100,36 @@ def _clean_reference(ftp_server: LocalFtp, reference_url: str, files: dict[str, 
     return content(reference_url)
 
 
+def _hook_kill(
+    point: str, kill: Callable[[], int], fired: list[int], monkeypatch: pytest.MonkeyPatch, *, every: bool
+) -> None:
+    hook = _every if every else _once
+    if point == "while-staging":
+        monkeypatch.setattr(
+            tasks.hub.staging.Staging, "stage", hook(kill, tasks.hub.staging.Staging.stage, fired)
+        )
+    else:
+        monkeypatch.setattr("tasks.hub.load.record_file", hook(kill, tasks.hub.ledger.record_file, fired))
+
+
+def _loaded_products(url: str) -> int:
+    exists = table(
+        url,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'products'",
+    )
+    return int(table(url, "SELECT count(*) FROM products")[0][0]) if exists == [(1,)] else 0
+
+
+def _every(kill: Callable[[], int], original: Callable[..., Any], fired: list[int]) -> Callable[..., Any]:
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        fired.append(kill())
+        return original(*args, **kwargs)
+
+    return hooked
+
+
 @pytest.mark.parametrize("point", ["while-staging", "before-the-ledger-entry"])
-def test_connections_killed_mid_file_roll_it_back_and_a_rerun_loads_it_once(
+def test_connections_killed_mid_file_roll_it_back_and_the_load_is_retried(
     ftp_server: LocalFtp,
     pg_hubs: tuple[str, str, str],
     postgres_admin_url: str,
@@ -113,39 +143,54 @@ def test_connections_killed_mid_file_roll_it_back_and_a_rerun_loads_it_once(
         (root / "in" / name).write_text(text, encoding="utf-8")
     job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
     fired: list[int] = []
-    kill = lambda: _terminate(postgres_admin_url, app)  # noqa: E731
-    if point == "while-staging":
-        monkeypatch.setattr(
-            tasks.hub.staging.Staging, "stage", _once(kill, tasks.hub.staging.Staging.stage, fired)
-        )
-    else:
-        monkeypatch.setattr("tasks.hub.load.record_file", _once(kill, tasks.hub.ledger.record_file, fired))
+    _hook_kill(point, lambda: _terminate(postgres_admin_url, app), fired, monkeypatch, every=False)
 
     state, report = run_csv(job)
 
     assert fired  # the hook ran
-    assert fired[0] >= 1  # and killed at least the loading connection
+    assert fired[0] >= 2  # and killed the loading connection and the one holding the job's lock
+    assert state.name == "Completed", report.error
+    assert [(f.path, f.status) for f in report.files] == [("in/a.csv", "SUCCESS"), ("in/b.csv", "SUCCESS")]
+    assert files_in(root, "out") == ["a.csv", "b.csv"]
+    assert content(hub_url) == _clean_reference(ftp_server, reference_url, files)
+    assert sorted(table(hub_url, "SELECT path FROM datahub_ledger")) == [("in/a.csv",), ("in/b.csv",)]
+
+
+@pytest.mark.parametrize("point", ["while-staging", "before-the-ledger-entry"])
+def test_a_hub_that_keeps_failing_stops_the_run_with_the_files_in_place_and_a_rerun_loads_them_once(
+    ftp_server: LocalFtp,
+    pg_hubs: tuple[str, str, str],
+    postgres_admin_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+) -> None:
+    hub_url, reference_url, app = pg_hubs
+    files = {"a.csv": products_csv(1, 300), "b.csv": products_csv(301, 300)}
+    root = make_folders(ftp_server.root)
+    for name, text in files.items():
+        (root / "in" / name).write_text(text, encoding="utf-8")
+    job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
+    fired: list[int] = []
+    _hook_kill(point, lambda: _terminate(postgres_admin_url, app), fired, monkeypatch, every=True)
+
+    state, report = run_csv(job)
+
+    assert len(fired) == 4  # the first attempt and its three retries
     assert state.is_failed()
-    failed = report.files[0]
-    assert (failed.path, failed.status) == ("in/a.csv", "FAILED")
-    assert "the hub database failed during the load, which was rolled back" in failed.message
-    assert "Re-run the job" in failed.message
-    assert report.files[1].status == "SUCCESS"  # the next file loads on fresh connections
-    assert files_in(root, "in") == ["a.csv"]  # not moved to outbound (nor to failed: a retry may work)
-    assert files_in(root, "out") == ["b.csv"]
-    assert table(hub_url, "SELECT count(*) FROM products WHERE \"productExternalId\" IN ('P1', 'P300')") == [
-        (0,)
-    ]
-    assert table(hub_url, "SELECT path FROM datahub_ledger") == [("in/b.csv",)]
+    assert "the hub database failed during the load, which was rolled back" in report.error
+    assert "Re-run the job" in report.error
+    assert report.files == []  # not the file's fault: no file is failed, the run stops
+    assert files_in(root, "in") == ["a.csv", "b.csv"]  # not moved to outbound, nor to failed
+    assert _loaded_products(hub_url) == 0  # the first load rolled back with its tables
+    assert table(hub_url, "SELECT count(*) FROM datahub_ledger") == [(0,)]
     assert table(hub_url, f"SELECT status FROM datahub_runs WHERE job = '{job.name}'") == [("FAILED",)]
 
     monkeypatch.undo()
     again_state, again = run_csv(job)
 
     assert again_state.name == "Completed"
-    assert [(f.path, f.status) for f in again.files] == [("in/a.csv", "SUCCESS")]
+    assert [(f.path, f.status) for f in again.files] == [("in/a.csv", "SUCCESS"), ("in/b.csv", "SUCCESS")]
     assert files_in(root, "in") == []
-    assert files_in(root, "out") == ["a.csv", "b.csv"]
     assert content(hub_url) == _clean_reference(ftp_server, reference_url, files)
     assert sorted(table(hub_url, "SELECT path FROM datahub_ledger")) == [("in/a.csv",), ("in/b.csv",)]
 
