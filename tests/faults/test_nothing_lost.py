@@ -623,9 +623,6 @@ def test_a_move_folder_outside_the_root_is_refused_at_job_validation(kind: str, 
         CsvImportJob.model_validate(job)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 finding 6: a NUL byte in a CF_ cell is not a CSV-E-003 row reject"
-)
 def test_a_nul_byte_in_a_custom_field_cell_rejects_that_row_only(
     ftp_server: LocalFtp, database_url: str
 ) -> None:
