@@ -24,7 +24,7 @@ import polars as pl
 from pydantic import ConfigDict, Field
 
 from tasks.errors import BadFileError
-from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD
+from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD, reserved_columns
 from tasks.ui_schema import FormModel
 
 DELIMITERS = (",", ";")
@@ -101,7 +101,10 @@ def _check_utf8_start(path: Path, name: str) -> None:
 
 
 def read_header(path: Path, delimiter: str, *, name: str) -> CsvHeader:
-    """Return the header of the UTF-8 file `path`; refuse empty, garbled or mis-delimited headers."""
+    """Return the header of the UTF-8 file `path`; refuse empty, garbled or mis-delimited headers.
+
+    Columns named as the batch contract's own (`tasks.hub.contract.reserved_columns`) are refused too.
+    """
     with path.open(encoding="utf-8-sig", newline="") as text:
         reader = stdlib_csv.reader(text, delimiter=delimiter)
         try:
@@ -114,8 +117,10 @@ def read_header(path: Path, delimiter: str, *, name: str) -> CsvHeader:
     if any("\x00" in column for column in columns):
         raise BadFileError(f"{name}: the header holds NUL bytes; this is not a text CSV file.")
     _refuse_wrong_delimiter(columns, delimiter, name)
-    _refuse_duplicate_columns([column.strip() for column in columns], name)
-    return CsvHeader([column.strip() for column in columns], lines)
+    names = [column.strip() for column in columns]
+    _refuse_duplicate_columns(names, name)
+    _refuse_reserved_columns(names, name)
+    return CsvHeader(names, lines)
 
 
 def _refuse_wrong_delimiter(columns: list[str], delimiter: str, name: str) -> None:
@@ -135,6 +140,15 @@ def _refuse_duplicate_columns(columns: list[str], name: str) -> None:
         raise BadFileError(
             f"{name}: the header repeats column(s) {duplicates}; each column name must be unique. "
             "Rename or remove the repeated columns in the file."
+        )
+
+
+def _refuse_reserved_columns(columns: list[str], name: str) -> None:
+    reserved = reserved_columns(columns)
+    if reserved:
+        raise BadFileError(
+            f"{name}: the header has column(s) {reserved}, a name the import reserves for its own "
+            "bookkeeping. Rename those columns in the file (and in the job's `mapping`, if mapped)."
         )
 
 

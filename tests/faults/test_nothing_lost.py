@@ -441,10 +441,17 @@ POISONS = {
 }
 
 
-@pytest.mark.xfail(
+# A reserved column name now fails its file alone (the reader refuses the header); the others await
+# the flow's per-file isolation.
+_ENDS_THE_RUN = pytest.mark.xfail(
     strict=True, reason="issue 14 finding 4: one poison file ends the whole bulk run, every run"
 )
-@pytest.mark.parametrize("poison", list(POISONS))
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [pytest.param(name, marks=() if name.startswith("header-") else _ENDS_THE_RUN) for name in POISONS],
+)
 def test_a_poison_file_fails_alone_and_the_files_after_it_are_imported(
     tmp_path: Path, sqlite_url: str, poison: str
 ) -> None:

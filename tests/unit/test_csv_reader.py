@@ -124,6 +124,35 @@ def test_invalid_header_is_explained(tmp_path: Path, data: bytes, delimiter: str
     assert str(caught.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        "_record",
+        "_line",
+        "_fields",
+        "_extra_field",
+        "_span",
+        "_code0",
+        "_parsed12",
+        "_failed",
+        "_custom_fields_given",
+    ],
+)
+def test_a_column_named_as_an_internal_one_is_refused(tmp_path: Path, column: str) -> None:
+    path = write(tmp_path, f"Key,{column}\nK1,x\n")
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, ",", name="in.csv")
+    assert str(caught.value) == (
+        f"in.csv: the header has column(s) [{column!r}], a name the import reserves for its own "
+        "bookkeeping. Rename those columns in the file (and in the job's `mapping`, if mapped)."
+    )
+
+
+def test_names_that_only_look_internal_are_columns_like_any_other(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key,_records,_Line,record,_code\nK1,1,2,3,4\n")
+    assert read_header(path, ",", name="in.csv").columns == ["Key", "_records", "_Line", "record", "_code"]
+
+
 # -- encodings ----------------------------------------------------------------------------------------
 
 
