@@ -559,7 +559,6 @@ def local_reads(monkeypatch: pytest.MonkeyPatch) -> _ReadCounter:
     return counter
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 finding 5: no bound on the number of columns")
 def test_a_file_with_200000_columns_is_refused_at_the_limit(
     ftp_server: LocalFtp, sqlite_url: str, local_reads: _ReadCounter
 ) -> None:
@@ -584,7 +583,6 @@ def test_a_file_with_200000_columns_is_refused_at_the_limit(
     assert local_reads.read < size // 2, (local_reads.read, size)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14 finding 5: no bound on the number of CF_ columns")
 def test_an_offers_file_with_20000_custom_field_columns_is_refused_at_the_limit(
     ftp_server: LocalFtp, sqlite_url: str
 ) -> None:
