@@ -1,6 +1,6 @@
-"""CSV reading: a downloaded file -> UTF-8 -> its header -> batches of text columns with record and line numbers.
+"""CSV reading: a downloaded file -> its header -> UTF-8 -> batches of text columns with record and line numbers.
 
-``reader`` streams the file in byte blocks cut at record boundaries (memory bounded by the block),
+``reader`` reads the header first, in bounded steps that stop at the job's width limits, then streams the file in byte blocks cut at record boundaries (memory bounded by the block),
 transcodes non-UTF-8 encodings while streaming and marks ragged records instead of failing; its
 batches are in the hub's contract (``tasks.hub.contract``). ``load`` hands a file's batches to the
 hub's load (``load_file`` is the Prefect task). The
@@ -14,7 +14,9 @@ from tasks.csv.reader import (
     CsvFormat,
     CsvHeader,
     Encoding,
+    HeaderLimits,
     iter_batches,
+    open_csv,
     read_header,
     to_utf8,
 )
@@ -23,9 +25,11 @@ __all__ = [
     "CsvFormat",
     "CsvHeader",
     "Encoding",
+    "HeaderLimits",
     "import_csv_file",
     "iter_batches",
     "load_file",
+    "open_csv",
     "read_header",
     "to_utf8",
 ]

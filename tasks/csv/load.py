@@ -1,5 +1,6 @@
-"""Load one downloaded CSV file into the hub: transcode if needed, read the header, plan the mapping and
-hand the file's batches to the hub's load (`tasks.hub.load`), whole or not at all."""
+"""Load one downloaded CSV file into the hub: read the header (within the job's width limits),
+transcode if needed, plan the mapping and hand the file's batches to the hub's load
+(`tasks.hub.load`), whole or not at all."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
+from tasks.csv.reader import CsvFormat, iter_batches, open_csv
 from tasks.hub.entities import entity as entity_named
 from tasks.hub.load import LoadSettings, RunLogger, SourceFile, load_prepared
 from tasks.hub.mapping import MappingPlan, plan_mapping
@@ -32,8 +33,7 @@ def import_csv_file(
     name = source.remote_path
 
     def prepare(report: FileReport) -> tuple[MappingPlan, Iterable[pl.DataFrame]]:
-        utf8 = to_utf8(source.local_path, csv.encoding, name=name)
-        header = read_header(utf8, csv.delimiter, name=name)
+        utf8, header = open_csv(source.local_path, csv, name=name)
         plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
         report.ignored_columns = list(plan.ignored_columns)
         return plan, iter_batches(utf8, csv, header, name=name)

@@ -8,12 +8,17 @@ The file is read in byte blocks cut at record boundaries and each block is parse
 own, so memory stays bounded by the block whatever the file's size (polars' streaming engine reads
 far ahead of the batch it hands out). A record with more or fewer fields than the header is marked,
 not fatal: the mapping rejects it and the rest of the file loads.
+
+The header is read first, from the file as downloaded (before any transcoding), in bounded steps
+that stop at the job's width limits (`CsvFormat.max_columns`, `max_custom_field_columns`,
+`max_header_bytes`): a file with a million columns costs the limit, not its size.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv as stdlib_csv
+import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +29,8 @@ import polars as pl
 from pydantic import ConfigDict, Field
 
 from tasks.errors import BadFileError
-from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD
+from tasks.hub.contract import EXTRA, FIELDS, LINE, RECORD, reserved_columns
+from tasks.hub.entities import CUSTOM_FIELD_PREFIX
 from tasks.ui_schema import FormModel
 
 DELIMITERS = (",", ";")
@@ -32,6 +38,25 @@ Encoding = Literal["utf-8", "windows-1252", "iso-8859-1", "iso-8859-15"]
 _TRANSCODE_CHUNK = 1 << 20
 BLOCK_BYTES = 16 << 20  # bytes of the file parsed at a time
 MAX_RECORD_BYTES = 64 << 20  # a longer record is taken for an unclosed quote
+# Width limits (defaults of CsvFormat's fields). The widest entity, orders, has 26 fields: with ten
+# text columns in each of 24 languages and 500 CF_ columns a file has about 760, under the 1,000
+# allowed. Each column costs a polars column per batch: a million-column export is stopped instead.
+MAX_COLUMNS = 1_000
+MAX_CUSTOM_FIELD_COLUMNS = 500
+MAX_HEADER_BYTES = 256 << 10  # 1,000 names of 260 bytes each
+_HEADER_READ = 64 << 10  # bytes of a header read at a time: a too-wide header costs one read past a limit
+
+
+@dataclass(frozen=True)
+class HeaderLimits:
+    """How wide a header may be: its columns, its custom-field (`CF_`) columns and its bytes."""
+
+    columns: int = MAX_COLUMNS
+    custom_field_columns: int = MAX_CUSTOM_FIELD_COLUMNS
+    header_bytes: int = MAX_HEADER_BYTES
+
+
+_DEFAULT_LIMITS = HeaderLimits()
 
 
 class CsvFormat(FormModel):
@@ -54,6 +79,34 @@ class CsvFormat(FormModel):
         title="Rows per batch",
         description="Rows parsed and validated at a time; bounds memory on large files.",
     )
+    max_columns: int = Field(
+        default=MAX_COLUMNS,
+        ge=1,
+        le=50_000,
+        title="Maximum columns",
+        description="A file whose header has more columns fails, unread past its header: a runaway export "
+        "cannot exhaust the worker. Raise it for a wider file.",
+    )
+    max_custom_field_columns: int = Field(
+        default=MAX_CUSTOM_FIELD_COLUMNS,
+        ge=0,
+        le=50_000,
+        title="Maximum CF_ columns",
+        description="A file whose header has more custom-field (`CF_...`) columns fails, unread past its header.",
+    )
+    max_header_bytes: int = Field(
+        default=MAX_HEADER_BYTES,
+        ge=1 << 10,
+        le=16 << 20,
+        title="Maximum header size (bytes)",
+        description="A file whose header line is longer fails, unread past this many bytes (an unclosed "
+        "quote in the header also reads as a long header).",
+    )
+
+    @property
+    def header_limits(self) -> HeaderLimits:
+        """Return the format's bounds on the width of a header."""
+        return HeaderLimits(self.max_columns, self.max_custom_field_columns, self.max_header_bytes)
 
 
 @dataclass(frozen=True)
@@ -64,6 +117,18 @@ class CsvHeader:
     lines: int
 
 
+def open_csv(path: Path, fmt: CsvFormat, *, name: str) -> tuple[Path, CsvHeader]:
+    """Return a UTF-8 version of `path` and its header, checked against `fmt`'s limits.
+
+    The header is read from the file as it is, before any transcoding: a file too wide fails having
+    cost the limit, not a pass over the whole file.
+    """
+    if fmt.encoding == "utf-8":
+        _check_utf8_start(path, name)
+    header = read_header(path, fmt.delimiter, name=name, encoding=fmt.encoding, limits=fmt.header_limits)
+    return (path if fmt.encoding == "utf-8" else _transcode(path, fmt.encoding)), header
+
+
 def to_utf8(path: Path, encoding: Encoding, *, name: str | None = None) -> Path:
     """Return a UTF-8 version of `path`: the file itself, or a transcoded copy beside it.
 
@@ -72,6 +137,10 @@ def to_utf8(path: Path, encoding: Encoding, *, name: str | None = None) -> Path:
     if encoding == "utf-8":
         _check_utf8_start(path, name or path.name)
         return path
+    return _transcode(path, encoding)
+
+
+def _transcode(path: Path, encoding: Encoding) -> Path:
     target = path.with_name(path.name + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)()
     with path.open("rb") as source, target.open("w", encoding="utf-8", newline="") as sink:
@@ -88,34 +157,174 @@ def _check_utf8_start(path: Path, name: str) -> None:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as exc:
-        if b"\x00" in head:  # no text encoding the job offers writes NUL bytes
-            raise BadFileError(
-                f"{name}: byte {exc.start} is not valid UTF-8 and the file holds NUL bytes: this is not "
-                "a text CSV file (a binary file, or UTF-16 text). Export it as UTF-8 or Windows-1252 CSV."
-            ) from exc
-        raise BadFileError(
-            f"{name}: byte {exc.start} is not valid UTF-8 ({head[exc.start : exc.start + 4]!r}). "
-            "The file is probably Windows-1252 or ISO-8859-1: set `csv.encoding: windows-1252` "
-            "(or `iso-8859-1`)."
-        ) from exc
+        raise _not_utf8(head, exc.start, name) from exc
 
 
-def read_header(path: Path, delimiter: str, *, name: str) -> CsvHeader:
-    """Return the header of the UTF-8 file `path`; refuse empty, garbled or mis-delimited headers."""
-    with path.open(encoding="utf-8-sig", newline="") as text:
-        reader = stdlib_csv.reader(text, delimiter=delimiter)
-        try:
-            columns = next(reader, None)
-        except stdlib_csv.Error as exc:
-            raise BadFileError(f"{name}: the header line cannot be read as CSV ({exc}).") from exc
-        lines = reader.line_num
+def _not_utf8(head: bytes, start: int, name: str) -> BadFileError:
+    if b"\x00" in head:  # no text encoding the job offers writes NUL bytes
+        return BadFileError(
+            f"{name}: byte {start} is not valid UTF-8 and the file holds NUL bytes: this is not "
+            "a text CSV file (a binary file, or UTF-16 text). Export it as UTF-8 or Windows-1252 CSV."
+        )
+    return BadFileError(
+        f"{name}: byte {start} is not valid UTF-8 ({head[start : start + 4]!r}). "
+        "The file is probably Windows-1252 or ISO-8859-1: set `csv.encoding: windows-1252` "
+        "(or `iso-8859-1`)."
+    )
+
+
+def read_header(
+    path: Path,
+    delimiter: str,
+    *,
+    name: str,
+    encoding: Encoding = "utf-8",
+    limits: HeaderLimits = _DEFAULT_LIMITS,
+) -> CsvHeader:
+    """Return the header of `path`, read in `encoding`; refuse it empty, garbled, mis-delimited or too wide.
+
+    Columns named as the batch contract's own (`tasks.hub.contract.reserved_columns`) are refused
+    too. The header record is read in steps of `_HEADER_READ` bytes and refused as soon as it passes one
+    of `limits`, so reading a header costs at most the limit plus one step.
+    """
+    with path.open("rb") as source:
+        raw = _header_record(source, delimiter, limits, name)
+    columns = _parse_header(_decode_header(raw, encoding, name), delimiter, name)
     if not columns or not any(column.strip() for column in columns):
         raise BadFileError(f"{name}: the file is empty; a CSV file needs a header line.")
     if any("\x00" in column for column in columns):
         raise BadFileError(f"{name}: the header holds NUL bytes; this is not a text CSV file.")
+    names = [column.strip() for column in columns]
+    problem = _width_problem(names, limits, name, read_whole=True)
+    if problem is not None:
+        raise problem
     _refuse_wrong_delimiter(columns, delimiter, name)
-    _refuse_duplicate_columns([column.strip() for column in columns], name)
-    return CsvHeader([column.strip() for column in columns], lines)
+    _refuse_duplicate_columns(names, name)
+    _refuse_reserved_columns(names, name)
+    # As many physical lines as the newlines inside the record, plus the one ending it.
+    return CsvHeader(names, raw.count(b"\n") + 1)
+
+
+def _header_record(source: BinaryIO, delimiter: str, limits: HeaderLimits, name: str) -> bytes:
+    # The first record's bytes, without its line end, read step by step while counting its columns
+    # (the delimiters outside quotes): the reading stops as soon as a limit is passed.
+    head = bytearray()
+    columns, inside = 1, False
+    while True:
+        step = source.read(_HEADER_READ)
+        end, delimiters, inside = _scan_record(step, delimiter.encode(), inside)
+        columns += delimiters
+        head += step if end < 0 else step[:end]
+        whole = end >= 0 or not step
+        if columns > limits.columns or len(head) > limits.header_bytes:
+            raise _too_wide(bytes(head), columns, delimiter, limits, name, read_whole=whole)
+        if whole:
+            return bytes(head)
+
+
+def _scan_record(step: bytes, delimiter: bytes, inside: bool) -> tuple[int, int, bool]:
+    # Where the record ends in `step` (its first line end outside quotes, or -1), the delimiters
+    # outside quotes before that, and whether `step` ends inside quotes. A quote inside a quoted
+    # cell is doubled (RFC 4180), so toggling at every quote tells inside from outside.
+    delimiters = offset = 0
+    for index, part in enumerate(step.split(b'"')):
+        if index:
+            inside = not inside
+        if not inside:
+            end = _line_end(part)
+            if end >= 0:
+                return offset + end, delimiters + part.count(delimiter, 0, end), inside
+            delimiters += part.count(delimiter)
+        offset += len(part) + 1
+    return -1, delimiters, inside
+
+
+def _line_end(part: bytes) -> int:
+    # The first `\n` or `\r` (a lone `\r` ends a line too, as for the csv module), or -1.
+    ends = [found for found in (part.find(b"\n"), part.find(b"\r")) if found >= 0]
+    return min(ends, default=-1)
+
+
+def _decode_header(raw: bytes, encoding: Encoding, name: str) -> str:
+    if encoding == "utf-8" and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if encoding == "utf-8":
+            raise _not_utf8(raw, exc.start, name) from exc
+        raise BadFileError(
+            f"{name}: byte {exc.start} of the header is not valid {encoding} "
+            f"({raw[exc.start : exc.start + 4]!r}). Check the file's encoding and set `csv.encoding`."
+        ) from exc
+
+
+def _parse_header(text: str, delimiter: str, name: str) -> list[str] | None:
+    try:
+        return next(stdlib_csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), None)
+    except stdlib_csv.Error as exc:
+        raise BadFileError(f"{name}: the header line cannot be read as CSV ({exc}).") from exc
+
+
+def _too_wide(
+    head: bytes, columns: int, delimiter: str, limits: HeaderLimits, name: str, *, read_whole: bool
+) -> BadFileError:
+    # Name the limit that was passed. What was read is bounded (a limit plus one step), so parsing it
+    # to count its CF_ columns is cheap; too many of those is the more useful answer.
+    try:
+        names = _parse_header(head.decode("latin-1"), delimiter, name) or []
+    except BadFileError:
+        names = []  # a stray quote: the scan's count of columns still holds
+    problem = _width_problem([column.strip() for column in names], limits, name, read_whole=read_whole)
+    if problem is not None:
+        return problem
+    if columns > limits.columns:
+        return _too_many(name, "", columns, limits.columns, "max_columns", read_whole=read_whole)
+    return BadFileError(
+        f"{name}: the header is longer than {limits.header_bytes:,} bytes, the limit "
+        "`csv.max_header_bytes`. Shorten the column names or raise `csv.max_header_bytes` in the job; "
+        "a quote opened in the header and never closed also makes the header run on."
+    )
+
+
+def _width_problem(
+    names: list[str], limits: HeaderLimits, name: str, *, read_whole: bool
+) -> BadFileError | None:
+    custom = sum(column.startswith(CUSTOM_FIELD_PREFIX) for column in names)
+    if custom > limits.custom_field_columns:
+        return _too_many(
+            name,
+            f"custom-field (`{CUSTOM_FIELD_PREFIX}...`) ",
+            custom,
+            limits.custom_field_columns,
+            "max_custom_field_columns",
+            read_whole=read_whole,
+        )
+    if len(names) > limits.columns:
+        return _too_many(name, "", len(names), limits.columns, "max_columns", read_whole=read_whole)
+    return None
+
+
+def _too_many(
+    name: str, kind: str, found: int, limit: int, setting: str, *, read_whole: bool
+) -> BadFileError:
+    count = f"{found:,} {kind}columns"
+    if not read_whole:  # the rest of the header was never read: its true count is unknown
+        count = f"more than {limit:,} {kind}columns ({found:,} counted where the reading stopped)"
+    return BadFileError(
+        f"{name}: the header has {count}; at most {limit:,} are allowed (the limit "
+        f"`csv.{setting}`). Leave the columns the import does not need out of the file, or raise "
+        f"`csv.{setting}` in the job."
+    )
+
+
+def _refuse_reserved_columns(columns: list[str], name: str) -> None:
+    reserved = reserved_columns(columns)
+    if reserved:
+        raise BadFileError(
+            f"{name}: the header has column(s) {reserved}, a name the import reserves for its own "
+            "bookkeeping. Rename those columns in the file (and in the job's `mapping`, if mapped)."
+        )
 
 
 def _refuse_wrong_delimiter(columns: list[str], delimiter: str, name: str) -> None:

@@ -2,7 +2,8 @@
 
 A row that breaks a rule is rejected with the domain's code (F-E-001 missing, F-E-008 not allowed,
 F-E-009 not a boolean, F-E-010 too long, F-E-012 wrong format), its record number, the line where it
-starts, the column and the raw value; the other rows go on. A cell holding a NUL byte is CSV-E-003.
+starts, the column and the raw value; the other rows go on. A cell holding a NUL byte is CSV-E-003,
+in a mapped column or a custom-field (`CF_`) one: every cell that reaches the database.
 A CSV record with more or fewer fields
 than the header (the reader marks it) is rejected whole with CSV-E-001 or CSV-E-002: its cells are
 misaligned, so no other rule is checked on it. Valid values leave here as canonical text
@@ -204,7 +205,9 @@ def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats)
     }
     checks = [_check(mapped, formats, _parsed_name(i)) for i, mapped in enumerate(plan.fields)]
     values = [value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)]
-    codes = [code.alias(f"_code{i}") for i, (_, code) in enumerate(checks)]
+    # The custom fields' cells are checked after the mapped ones: code `_code<n>` is column n of `_checked`.
+    all_codes = [code for _, code in checks] + [_custom_code(column) for column in plan.custom_columns]
+    codes = [code.alias(f"_code{i}") for i, code in enumerate(all_codes)]
     custom = (
         [_custom_fields(plan.custom_columns), _custom_fields_given(plan.custom_columns)]
         if plan.custom_columns
@@ -301,8 +304,7 @@ def _check(mapped: MappedField, formats: CellFormats, parsed: str) -> tuple[pl.E
     spec, blank = mapped.spec, _blank(mapped.column)
     value, wrong = _convert(mapped.column, spec, formats, parsed)
     rules = [
-        # PostgreSQL text cannot hold NUL: refuse the row here, not the whole file at the database.
-        (pl.col(mapped.column).str.contains("\x00", literal=True).fill_null(False), NUL_BYTE),
+        (_holds_nul(mapped.column), NUL_BYTE),
         (blank & pl.lit(mapped.required_here), MISSING),
         (~blank & wrong.fill_null(True), _code_for(spec)),
     ]
@@ -312,6 +314,16 @@ def _check(mapped: MappedField, formats: CellFormats, parsed: str) -> tuple[pl.E
     for condition, name in reversed(rules):  # the first rule broken is the one reported
         code = pl.when(condition).then(pl.lit(name)).otherwise(code)
     return pl.when(blank).then(None).otherwise(value), code
+
+
+def _custom_code(column: str) -> pl.Expr:
+    # A custom field is free text: only a NUL byte, which PostgreSQL's JSON cannot hold, is wrong.
+    return pl.when(_holds_nul(column)).then(pl.lit(NUL_BYTE)).otherwise(pl.lit(None, dtype=pl.String))
+
+
+def _holds_nul(column: str) -> pl.Expr:
+    # PostgreSQL text cannot hold NUL: refuse the row here, not the whole file at the database.
+    return pl.col(column).str.contains("\x00", literal=True).fill_null(False)
 
 
 def _code_for(spec: FieldSpec) -> str:
@@ -393,18 +405,29 @@ def _rejects(bad: pl.DataFrame, plan: MappingPlan, formats: CellFormats, header:
     if FIELDS in bad.columns:
         parts.append(_ragged_rejects(bad.filter(pl.col(FIELDS).is_not_null()), header))
         bad = bad.filter(pl.col(FIELDS).is_null())
+    messages = [_message(pl.col(f"_code{i}"), mapped.spec, formats) for i, mapped in enumerate(plan.fields)]
+    messages += [pl.lit(_custom_nul_message(column)) for column in plan.custom_columns]
     parts += [
         bad.filter(pl.col(f"_code{i}").is_not_null()).select(
             pl.col(RECORD).alias("record"),
             pl.col(LINE).alias("line"),
-            pl.lit(mapped.column).alias("column"),
-            pl.col(mapped.column).alias("value"),
+            pl.lit(column).alias("column"),
+            pl.col(column).alias("value"),
             pl.col(f"_code{i}").alias("code"),
-            _message(pl.col(f"_code{i}"), mapped.spec, formats).alias("message"),
+            message.alias("message"),
         )
-        for i, mapped in enumerate(plan.fields)
+        for i, (column, message) in enumerate(zip(_checked(plan), messages, strict=True))
     ]
     return pl.concat(parts).sort("record").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+def _checked(plan: MappingPlan) -> list[str]:
+    # The columns whose cells are checked, in the order of their `_code<n>` columns.
+    return [mapped.column for mapped in plan.fields] + list(plan.custom_columns)
+
+
+def _custom_nul_message(column: str) -> str:
+    return f"Custom field `{column}` holds a NUL byte (\\x00), which no text column stores; remove it."
 
 
 def _ragged_rejects(ragged: pl.DataFrame, header: list[str]) -> pl.DataFrame:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from tasks.csv.reader import (
     BLOCK_BYTES,
@@ -20,7 +22,9 @@ from tasks.csv.reader import (
     RECORD,
     CsvFormat,
     CsvHeader,
+    HeaderLimits,
     iter_batches,
+    open_csv,
     read_header,
     to_utf8,
 )
@@ -122,6 +126,165 @@ def test_invalid_header_is_explained(tmp_path: Path, data: bytes, delimiter: str
     with pytest.raises(BadFileError) as caught:
         read_header(path, delimiter, name="in.csv")
     assert str(caught.value).startswith(message)
+
+
+def test_a_crlf_or_cr_header_ends_at_its_line_end(tmp_path: Path) -> None:
+    for data in ("Key;Value\r\nK1;1\r\n", "Key;Value\rK1;1\r"):
+        assert read_header(write(tmp_path, data), ";", name="in.csv") == CsvHeader(["Key", "Value"], 1)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "_record",
+        "_line",
+        "_fields",
+        "_extra_field",
+        "_span",
+        "_code0",
+        "_parsed12",
+        "_failed",
+        "_custom_fields_given",
+    ],
+)
+def test_a_column_named_as_an_internal_one_is_refused(tmp_path: Path, column: str) -> None:
+    path = write(tmp_path, f"Key,{column}\nK1,x\n")
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, ",", name="in.csv")
+    assert str(caught.value) == (
+        f"in.csv: the header has column(s) [{column!r}], a name the import reserves for its own "
+        "bookkeeping. Rename those columns in the file (and in the job's `mapping`, if mapped)."
+    )
+
+
+def test_names_that_only_look_internal_are_columns_like_any_other(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key,_records,_Line,record,_code\nK1,1,2,3,4\n")
+    assert read_header(path, ",", name="in.csv").columns == ["Key", "_records", "_Line", "record", "_code"]
+
+
+# -- width limits: a header is read in bounded steps and refused at the first limit it passes -------
+
+
+class CountedReads:
+    """Counts the bytes read through `Path.open` while installed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.read = 0
+        real_open = Path.open
+
+        def counting_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+            return _Counted(real_open(path, *args, **kwargs), self)
+
+        monkeypatch.setattr(Path, "open", counting_open)
+
+
+class _Counted:
+    def __init__(self, handle: Any, counter: CountedReads) -> None:
+        self._handle, self._counter = handle, counter
+
+    def read(self, *args: Any) -> Any:
+        data = self._handle.read(*args)
+        self._counter.read += len(data)
+        return data
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+
+def test_a_header_with_more_columns_than_the_limit_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key,a,b,c,d\nK1,1,2,3,4\n")
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, ",", name="in.csv", limits=HeaderLimits(columns=4))
+    assert str(caught.value) == (
+        "in.csv: the header has 5 columns; at most 4 are allowed (the limit `csv.max_columns`). Leave the "
+        "columns the import does not need out of the file, or raise `csv.max_columns` in the job."
+    )
+    assert read_header(path, ",", name="in.csv", limits=HeaderLimits(columns=5)).columns[-1] == "d"
+
+
+def test_a_million_columns_cost_the_limit_not_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, ";".join(f"c{n:07d}" for n in range(1_000_000)) + "\n" + ";" * 999_999 + "\n")
+    reads = CountedReads(monkeypatch)
+    with pytest.raises(BadFileError) as caught:
+        open_csv(path, CsvFormat(delimiter=";"), name="in.csv")
+    message = str(caught.value)
+    assert message.startswith("in.csv: the header has more than 1,000 columns (")
+    assert (
+        "counted where the reading stopped); at most 1,000 are allowed (the limit `csv.max_columns`)"
+        in message
+    )
+    assert reads.read <= (1 << 20) + (64 << 10)  # the UTF-8 check's first MiB and one header step
+
+
+def test_delimiters_inside_quotes_are_not_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, '"a;b;c;d;e";"x ""y;z""";K\n1;2;3\n')
+    header = read_header(path, ";", name="in.csv", limits=HeaderLimits(columns=3))
+    assert header.columns == ["a;b;c;d;e", 'x "y;z"', "K"]
+
+
+def test_too_many_custom_field_columns_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "Key;" + ";".join(f"CF_f{n}" for n in range(30)) + "\n")
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, ";", name="in.csv", limits=HeaderLimits(custom_field_columns=10))
+    assert str(caught.value).startswith(
+        "in.csv: the header has 30 custom-field (`CF_...`) columns; at most 10 are allowed (the limit "
+        "`csv.max_custom_field_columns`)."
+    )
+
+
+def test_too_many_custom_field_columns_are_named_when_the_column_limit_stops_the_reading(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "Key;" + ";".join(f"CF_f{n}" for n in range(20_000)) + "\n")
+    with pytest.raises(BadFileError) as caught:
+        read_header(path, ";", name="in.csv")
+    message = str(caught.value)
+    assert message.startswith("in.csv: the header has more than 500 custom-field (`CF_...`) columns (")
+    assert (
+        "the reading stopped); at most 500 are allowed (the limit `csv.max_custom_field_columns`)" in message
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"Key," + b"x" * 300_000 + b"\nK1,1\n", b'Key,"never closed\n' + b"K1,1\n" * 60_000],
+    ids=["long-name", "unclosed-quote"],
+)
+def test_a_header_longer_than_the_byte_limit_is_refused(tmp_path: Path, data: bytes) -> None:
+    with pytest.raises(BadFileError) as caught:
+        read_header(write(tmp_path, data), ",", name="in.csv")
+    assert str(caught.value).startswith(
+        "in.csv: the header is longer than 262,144 bytes, the limit `csv.max_header_bytes`."
+    )
+
+
+def test_a_wide_header_is_refused_before_a_transcoding(tmp_path: Path) -> None:
+    path = write(tmp_path, (";".join(f"Spalte {n} é" for n in range(2_000)) + "\n").encode("windows-1252"))
+    with pytest.raises(BadFileError, match="at most 1,000 are allowed"):
+        open_csv(path, CsvFormat(delimiter=";", encoding="windows-1252"), name="in.csv")
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["in.csv"]  # no transcoded copy
+
+
+def test_open_csv_transcodes_after_reading_the_header(tmp_path: Path) -> None:
+    path = write(tmp_path, "Nom;Été\nx;5 €\n".encode("windows-1252"))
+    utf8, header = open_csv(path, CsvFormat(delimiter=";", encoding="windows-1252"), name="in.csv")
+    assert (utf8.name, header) == ("in.csv.utf8", CsvHeader(["Nom", "Été"], 1))
+    assert utf8.read_text(encoding="utf-8") == "Nom;Été\nx;5 €\n"
+
+
+def test_the_limits_have_bounds_and_defaults() -> None:
+    assert CsvFormat(delimiter=",").header_limits == HeaderLimits(1_000, 500, 256 << 10)
+    for field, value in (("max_columns", 0), ("max_custom_field_columns", -1), ("max_header_bytes", 10)):
+        with pytest.raises(ValidationError, match=field):
+            CsvFormat.model_validate({"delimiter": ",", field: value})
 
 
 # -- encodings ----------------------------------------------------------------------------------------

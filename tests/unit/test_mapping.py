@@ -388,6 +388,44 @@ def test_custom_fields_become_a_json_merge_patch() -> None:
     assert documents == [{"warehouse": "Lyon 1", "taxCode": None}, {"warehouse": None, "taxCode": "T5"}]
 
 
+def test_a_nul_byte_in_a_custom_field_rejects_that_row_only() -> None:
+    # PostgreSQL's JSON cannot hold \u0000: left in, the row would fail the whole file there.
+    plan = plan_mapping(entity("offers"), None, ["Stock External Id", "CF_note", "CF_other"], name="o.csv")
+    rows = batch(
+        {
+            "Stock External Id": ["S1", "S2", "S3"],
+            "CF_note": ["ok", "a\x00b", None],
+            "CF_other": ["x", "y", "z"],
+        }
+    )
+    result = validate_batch(rows, plan, DEFAULT)
+    assert result.rows["stockExternalId"].to_list() == ["S1", "S3"]
+    assert result.rejected_records == 1
+    assert result.rejects.to_dicts() == [
+        {
+            "record": 2,
+            "line": 3,
+            "column": "CF_note",
+            "value": "a\x00b",
+            "code": "CSV-E-003",
+            "message": "Custom field `CF_note` holds a NUL byte (\\x00), which no text column stores; remove it.",
+        }
+    ]
+
+
+def test_nul_bytes_in_mapped_and_custom_cells_are_each_rejected() -> None:
+    plan = plan_mapping(
+        entity("suppliers"), None, ["Supplier External Id", "Supplier Name", "CF_x"], name="s.csv"
+    )
+    rows = batch({"Supplier External Id": ["S1"], "Supplier Name": ["A\x00"], "CF_x": ["\x00"]})
+    result = validate_batch(rows, plan, DEFAULT)
+    assert result.rows.height == 0
+    assert result.rejects.select("column", "code").rows() == [
+        ("Supplier Name", "CSV-E-003"),
+        ("CF_x", "CSV-E-003"),
+    ]
+
+
 # -- plan_mapping ---------------------------------------------------------------------------------------
 
 
