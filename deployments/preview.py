@@ -32,7 +32,7 @@ from flows.import_csv_from_ftp import CsvImportJob, SingleFile
 from flows.import_json_from_api import ApiImportJob, run_call
 from tasks.api.calls import CallContext, CsvFile, DefaultPattern, DownloadPattern, PagingPattern, as_text
 from tasks.api.jsonpath import JsonValue, find_first
-from tasks.csv.reader import CsvFormat, iter_batches, read_header, to_utf8
+from tasks.csv.reader import CsvFormat, iter_batches, open_csv
 from tasks.errors import ImportJobError
 from tasks.files.session import open_session
 from tasks.hub.contract import LINE, RECORD
@@ -132,8 +132,7 @@ def _preview_csv_file(
     formats: CellFormats,
     rows: int,
 ) -> None:
-    utf8 = to_utf8(path, fmt.encoding)
-    header = read_header(utf8, fmt.delimiter, name=name)
+    utf8, header = open_csv(path, fmt, name=name)
     plan = plan_mapping(entity(preview.entity), mapping, header.columns, name=name)
     first = next(iter_batches(utf8, fmt, header, name=name), None)
     empty = pl.DataFrame(

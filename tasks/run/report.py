@@ -262,4 +262,6 @@ def final_state(report: ImportReport) -> State:
         message = f"Import failed: {run_summary(report)[:500]} ({counts})"
         return Failed(message=message, data=ImportFailedError(message, report))
     names = {"SUCCESS": "Completed", "PARTIAL": "Completed with rejects", "SKIPPED": "Skipped"}
+    if not report.files and report.warnings:  # e.g. another run held the job: say why nothing was done
+        counts = report.warnings[0][:500]
     return Completed(name=names[report.status], message=counts, data=report)
