@@ -2,7 +2,8 @@
 
 - ``session``: ``open_session(connection)`` logs in (the one SFTP/FTP login) and yields a ``FileSession``
   that lists, stats, downloads, moves and probes files; every path is POSIX, relative to the root folder.
-- ``listing``: what a server reports about its files; ``paths``: the pure rules that keep paths inside the root.
+- ``listing``: what a server reports about its files (files it cannot read are skipped and named in
+  ``Listing.unreadable``); ``paths``: the pure rules that keep paths inside the root.
 - ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
   once into ``tasks.errors``.
 - ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
@@ -13,7 +14,14 @@ The names below are the package's public face; everything else is private to it.
 from __future__ import annotations
 
 from tasks.files.listing import Listing, RemoteFile
-from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+from tasks.files.session import (
+    PROBE_PREFIX,
+    FileSession,
+    check_connection,
+    open_session,
+    watch_file,
+    watch_listing,
+)
 from tasks.files.tasks import (
     Downloaded,
     check_ftp_connection,
@@ -21,6 +29,7 @@ from tasks.files.tasks import (
     list_source_files,
     move_file,
     stat_source_file,
+    watch_source_file,
 )
 
 __all__ = [
@@ -36,5 +45,7 @@ __all__ = [
     "move_file",
     "open_session",
     "stat_source_file",
+    "watch_file",
     "watch_listing",
+    "watch_source_file",
 ]

@@ -89,6 +89,12 @@ def local_file_name(path: str) -> str:
     return name
 
 
+def shown_name(name: str) -> str:
+    """Return `name` fit for a message: bytes that were not UTF-8 as `\\xff`, control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(repr(char)[1:-1] if _has_control_chars(char) else char for char in text)
+
+
 def candidate_names(name: str, when: datetime, *, limit: int = MAX_NAME_TRIES) -> Iterator[str]:
     """Yield `name`, then `stem.<UTC time>.ext`, then `stem.<UTC time>-2.ext`... up to `limit` names."""
     yield name

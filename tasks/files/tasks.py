@@ -26,7 +26,14 @@ from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
 from tasks.files.listing import Listing, RemoteFile, classify_listing
 from tasks.files.paths import local_file_name
-from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+from tasks.files.session import (
+    PROBE_PREFIX,
+    FileSession,
+    check_connection,
+    open_session,
+    watch_file,
+    watch_listing,
+)
 
 __all__ = [
     "PROBE_PREFIX",
@@ -42,7 +49,9 @@ __all__ = [
     "move_file",
     "open_session",
     "stat_source_file",
+    "watch_file",
     "watch_listing",
+    "watch_source_file",
 ]
 
 RETRY_DELAYS_SECONDS: list[float] = [5, 30]
@@ -92,13 +101,29 @@ def list_source_files(
             session, folder, pattern, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds
         )
     _run_logger().info(
-        "Found %d ready and %d growing files matching %r in %r.",
+        "Found %d ready, %d growing and %d unreadable files matching %r in %r.",
         len(listing.ready),
         len(listing.growing),
+        len(listing.unreadable),
         pattern,
         folder,
     )
     return listing
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def watch_source_file(
+    connection: str, path: str, *, settle_seconds: float, min_age_seconds: float
+) -> Listing:
+    """Look at the file at `path` twice, `settle_seconds` apart: ready, growing, unreadable or absent (empty)."""
+    block = _load_block(connection)
+    with open_session(block) as session:
+        return watch_file(session, path, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds)
 
 
 @task(
