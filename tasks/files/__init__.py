@@ -3,7 +3,8 @@
 - ``session``: ``open_session(connection)`` logs in (the one SFTP/FTP login) and yields a ``FileSession``
   that lists, stats, downloads, moves and probes files; every path is POSIX, relative to the root folder.
 - ``listing``: what a server reports about its files (files it cannot read are skipped and named in
-  ``Listing.unreadable``); ``paths``: the pure rules that keep paths inside the root.
+  ``Listing.unreadable``); ``paths``: the pure rules that keep paths inside the root, derive local names
+  and check move folders (``move_folder_problem``).
 - ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
   once into ``tasks.errors``.
 - ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
@@ -14,6 +15,7 @@ The names below are the package's public face; everything else is private to it.
 from __future__ import annotations
 
 from tasks.files.listing import Listing, RemoteFile
+from tasks.files.paths import local_file_name, move_folder_problem
 from tasks.files.session import (
     PROBE_PREFIX,
     FileSession,
@@ -42,7 +44,9 @@ __all__ = [
     "check_ftp_connection",
     "download_file",
     "list_source_files",
+    "local_file_name",
     "move_file",
+    "move_folder_problem",
     "open_session",
     "stat_source_file",
     "watch_file",

@@ -25,7 +25,7 @@ from blocks.ftp import FtpConnection
 from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
 from tasks.files.listing import Listing, RemoteFile, classify_listing
-from tasks.files.paths import local_file_name
+from tasks.files.paths import local_file_name, move_folder_problem
 from tasks.files.session import (
     PROBE_PREFIX,
     FileSession,
@@ -47,6 +47,7 @@ __all__ = [
     "download_file",
     "list_source_files",
     "move_file",
+    "move_folder_problem",
     "open_session",
     "stat_source_file",
     "watch_file",

@@ -1,20 +1,73 @@
-"""Pure rules of issue 14 in tasks/files: unreadable entries.
+"""Pure rules of issue 14 in tasks/files: local names, move folders, claim paths, unreadable entries.
 
 No server and no Prefect: each rule is a function of its arguments.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tasks.errors import BadFileError
+from tasks.files import move_folder_problem
 from tasks.files.ftplib_backend import entry_from_facts
 from tasks.files.listing import Entry, RemoteFile, classify_listing, decode_name, is_utf8, read_entry
-from tasks.files.paths import shown_name
+from tasks.files.paths import local_file_name, shown_name
 
 NOW = datetime(2026, 11, 23, 10, 15, 0, tzinfo=UTC)
 NOT_UTF8 = decode_name(b"a-poison-\xff\xfe.csv")
+
+# -- local names ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "in/a-" + "p" * 244 + ".csv",
+        "in/" + "é" * 250 + ".csv",
+        "in/" + "x" * 300,
+        "in/" + "a." * 120 + "csv",
+        "in/" + NOT_UTF8,
+        "in/..\\..\\evil.csv",
+        "in/x\x00y.csv",
+        "in/.hidden",
+    ],
+)
+def test_local_file_name_is_short_and_safe_whatever_the_remote_name(path: str) -> None:
+    name = local_file_name(path)
+    assert len(name) <= 80
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", name), name
+    assert not name.startswith(".")
+    assert name not in {".", ".."}
+
+
+def test_local_file_name_of_a_250_character_name_keeps_its_start_and_extension() -> None:
+    name = local_file_name("in/a-" + "p" * 244 + ".csv")
+    assert re.fullmatch(r"a-p{38}-[0-9a-f]{12}\.csv", name), name
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("in/Offers.csv", "in/offers.csv"),
+        ("in/a b.csv", "in/a_b.csv"),
+        ("in/a.csv", "out/a.csv"),
+        ("in/" + "p" * 100 + "1.csv", "in/" + "p" * 100 + "2.csv"),
+        ("in/é.csv", "in/e.csv"),
+    ],
+)
+def test_local_file_names_of_different_paths_differ(first: str, second: str) -> None:
+    assert local_file_name(first) != local_file_name(second)
+    assert local_file_name(first).lower() != local_file_name(second).lower()  # case-insensitive disks
+
+
+def test_local_file_name_is_stable_and_keeps_two_suffixes() -> None:
+    assert local_file_name("in/x.csv.gz") == local_file_name("in/x.csv.gz")
+    assert re.fullmatch(r"x-[0-9a-f]{12}\.csv\.gz", local_file_name("in/x.csv.gz"))
+    assert re.fullmatch(r"file-[0-9a-f]{12}\.csv", local_file_name("in/€€.csv"))
+
 
 # -- names shown in messages ------------------------------------------------------------------------
 
@@ -30,6 +83,33 @@ def test_decode_name_keeps_every_byte() -> None:
     assert decode_name(raw).encode("utf-8", "surrogateescape") == raw
     assert not is_utf8(decode_name(raw))
     assert is_utf8(decode_name("prix-été.csv".encode()))
+
+
+# -- move folders -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("folder", "words"),
+    [
+        ("", "empty"),
+        ("  ", "empty"),
+        ("..", "leads out of the connection's root folder"),
+        ("../elsewhere", "leads out of the connection's root folder"),
+        ("a/../../x", "leads out of the connection's root folder"),
+        ("./../x", "leads out of the connection's root folder"),
+        ("out\x00", "control character"),
+        ("out\nDELE x", "control character"),
+    ],
+)
+def test_move_folder_problem_says_why_a_folder_is_refused(folder: str, words: str) -> None:
+    problem = move_folder_problem(folder)
+    assert problem is not None
+    assert words in problem
+
+
+@pytest.mark.parametrize("folder", ["out", "in/done", "a/../out", "/data/out", "/../x", ".", "out/", "..out"])
+def test_move_folder_problem_lets_folders_inside_the_root_and_absolute_ones_pass(folder: str) -> None:
+    assert move_folder_problem(folder) is None
 
 
 # -- entries that cannot be read --------------------------------------------------------------------
@@ -92,3 +172,8 @@ def test_classify_listing_carries_what_could_not_be_read() -> None:
     listing = classify_listing([file], [file], now=NOW, min_age_seconds=0, unreadable=["x is skipped"])
     assert (listing.ready, listing.growing, listing.unreadable) == ([file], [], ["x is skipped"])
     assert classify_listing([], [], now=NOW, min_age_seconds=0).unreadable == []
+
+
+def test_local_file_name_still_refuses_a_path_without_a_name() -> None:
+    with pytest.raises(BadFileError):
+        local_file_name("in/..")
