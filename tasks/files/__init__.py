@@ -5,6 +5,9 @@
 - ``listing``: what a server reports about its files (files it cannot read are skipped and named in
   ``Listing.unreadable``); ``paths``: the pure rules that keep paths inside the root, derive local names
   and check move folders (``move_folder_problem``).
+- Claims: ``FileSession.claim`` renames a file into ``<folder>/.datahub-claimed/`` before it is
+  downloaded, so the file moved afterwards is the one imported; ``leftover_claims`` finds what a run
+  that stopped left there.
 - ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
   once into ``tasks.errors``.
 - ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
@@ -14,8 +17,8 @@ The names below are the package's public face; everything else is private to it.
 
 from __future__ import annotations
 
-from tasks.files.listing import Listing, RemoteFile
-from tasks.files.paths import local_file_name, move_folder_problem
+from tasks.files.listing import ClaimedFile, Listing, RemoteFile
+from tasks.files.paths import CLAIM_DIR, local_file_name, move_folder_problem
 from tasks.files.session import (
     PROBE_PREFIX,
     FileSession,
@@ -28,6 +31,8 @@ from tasks.files.tasks import (
     Downloaded,
     check_ftp_connection,
     download_file,
+    fetch_file,
+    list_leftover_claims,
     list_source_files,
     move_file,
     stat_source_file,
@@ -35,7 +40,9 @@ from tasks.files.tasks import (
 )
 
 __all__ = [
+    "CLAIM_DIR",
     "PROBE_PREFIX",
+    "ClaimedFile",
     "Downloaded",
     "FileSession",
     "Listing",
@@ -43,6 +50,8 @@ __all__ = [
     "check_connection",
     "check_ftp_connection",
     "download_file",
+    "fetch_file",
+    "list_leftover_claims",
     "list_source_files",
     "local_file_name",
     "move_file",

@@ -24,6 +24,20 @@ class RemoteFile:
     modified: datetime | None
 
 
+@dataclass(frozen=True)
+class ClaimedFile:
+    """A file renamed into the claim folder beside it for this run, so nobody else changes it meanwhile.
+
+    `original` holds the facts of the claimed file under the path it had before (the path the report and
+    the ledger keep); `claimed_path` is where it is now. `leftover` says it was already claimed: by an
+    earlier attempt of the same task, or by a run that stopped before moving it.
+    """
+
+    original: RemoteFile
+    claimed_path: str
+    leftover: bool = False
+
+
 class FolderScan(NamedTuple):
     """The plain files of a folder that match a pattern, oldest first, and why others were skipped."""
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from tasks.errors import BadFileError, SourceRejectedError
 
 MAX_NAME_TRIES = 100
+# The folder, beside the files of a folder, that files are renamed into while a run imports them.
+CLAIM_DIR = ".datahub-claimed"
 
 # Local names: at most this many characters of the remote stem, the hash, then the extension.
 _LOCAL_STEM_CHARS = 40
@@ -87,6 +89,18 @@ def safe_remote_path(folder: str, name: str) -> str:
     return joined
 
 
+def claim_paths(path: str) -> tuple[str, str]:
+    """Return the original and the claimed path of the file at the relative `path`, either one given.
+
+    `in/a.csv` is claimed as `in/.datahub-claimed/a.csv`, keeping its name; given the claimed path, the
+    original is the same name in the folder above.
+    """
+    folder, name = posixpath.split(path)
+    if posixpath.basename(folder) == CLAIM_DIR:
+        return posixpath.join(posixpath.dirname(folder), name), path
+    return path, posixpath.join(folder, CLAIM_DIR, name)
+
+
 def local_file_name(path: str) -> str:
     """Return a short, safe local file name for the remote `path`, unique per path.
 
@@ -115,7 +129,8 @@ def shown_name(name: str) -> str:
 def move_folder_problem(folder: str) -> str | None:
     """Say why `folder` cannot be an outbound or failed folder, or None when it can.
 
-    Checked before any I/O: empty, control characters, a relative path that leads out of the root. An absolute path passes here; it is checked against the root at run start.
+    Checked before any I/O: empty, control characters, a relative path that leads out of the root, or
+    the claim folder. An absolute path passes here; it is checked against the root at run start.
     """
     if not folder.strip():
         return "the folder is empty; give a folder inside the connection's root folder"
@@ -127,6 +142,8 @@ def move_folder_problem(folder: str) -> str | None:
             f"the folder {folder!r} leads out of the connection's root folder; give a folder inside it "
             "(relative to the root folder)"
         )
+    if CLAIM_DIR in normalized.split("/"):
+        return f"the folder {folder!r} is inside a {CLAIM_DIR!r} folder, where the job keeps the files it imports"
     return None
 
 

@@ -20,6 +20,7 @@ from tasks.errors import BadFileError, ImportJobError, SourceRejectedError, Sour
 from tasks.files.failures import translated
 from tasks.files.ftplib_backend import connect_ftp
 from tasks.files.listing import (
+    ClaimedFile,
     Entry,
     FolderScan,
     Listing,
@@ -29,8 +30,10 @@ from tasks.files.listing import (
 )
 from tasks.files.paramiko_backend import connect_sftp
 from tasks.files.paths import (
+    CLAIM_DIR,
     MAX_NAME_TRIES,
     candidate_names,
+    claim_paths,
     relative_to_root,
     resolve_root,
     safe_remote_path,
@@ -52,13 +55,23 @@ class _Backend(Protocol):
     def stat(self, remote: str) -> Entry | None: ...
     def retrieve(self, remote: str, sink: Callable[[bytes], None]) -> None: ...
     def rename(self, source: str, target: str) -> None: ...
+    def mkdir(self, remote: str) -> None: ...
     def put_bytes(self, remote: str, payload: bytes) -> None: ...
     def remove(self, remote: str) -> None: ...
     def close(self) -> None: ...
 
 
 def _listed(entry: Entry, pattern: str) -> bool:
-    return entry.kind == "file" and fnmatch.fnmatchcase(entry.name, pattern)
+    # The claim folder is a folder anyway; naming it here keeps it out even where a server says otherwise.
+    return entry.kind == "file" and entry.name != CLAIM_DIR and fnmatch.fnmatchcase(entry.name, pattern)
+
+
+def _claim_fix(folder: str) -> str:
+    return (
+        f"The job needs write rights in the folder {folder or '.'!r} to claim files before it imports them: "
+        f"grant the user rights to create the folder {posixpath.join(folder, CLAIM_DIR)!r} there and to "
+        "rename files into it."
+    )
 
 
 def _connect(connection: FtpConnection) -> _Backend:
@@ -223,6 +236,71 @@ class FileSession:
                 f"Moving {source.path!r} to {target!r} on {self._connection.describe()} did not take effect: "
                 f"the target is {found} and the source {remains}; check both folders on the server."
             )
+
+    def claim(self, path: str) -> ClaimedFile | None:
+        """Rename the file at `path` into the claim folder beside it, keeping its name; None if it is gone.
+
+        From then on nobody changes what this run imports: a new upload under the same name is a new file,
+        left for the next run. A copy already claimed under that name (by an earlier attempt of the same
+        task, or by a run that stopped) is returned instead, untouched, and the file at `path` waits: the
+        claimed copy is the older one. Never overwrites anything.
+        """
+        original, claimed_path = claim_paths(self._relative(path))
+        earlier = self.stat(claimed_path)
+        if earlier is not None:
+            return ClaimedFile(replace(earlier, path=original), claimed_path, leftover=True)
+        if self.stat(original) is None or not self._rename_into_claim(original, claimed_path):
+            return None
+        claimed = self.stat(claimed_path)
+        if claimed is None:
+            raise SourceRejectedError(
+                f"Claiming {original!r} (renaming it to {claimed_path!r}) on {self._connection.describe()} "
+                "did not take effect: the claimed file is missing; check the folder on the server."
+            )
+        return ClaimedFile(replace(claimed, path=original), claimed_path)
+
+    def _rename_into_claim(self, original: str, claimed_path: str) -> bool:
+        """Rename `original` to `claimed_path`, creating the claim folder; False if `original` went away."""
+        folder = posixpath.dirname(original)
+        fix = _claim_fix(folder)
+        self._ensure_claim_dir(posixpath.dirname(claimed_path), fix)
+        try:
+            with self.translated("claim", original, fix):
+                self._backend.rename(self._remote(original), self._remote(claimed_path))
+        except SourceRejectedError:
+            if self.look(original) is None:
+                return False  # deleted or moved by someone else meanwhile: nothing to claim
+            raise
+        return True
+
+    def _ensure_claim_dir(self, claim_dir: str, fix: str) -> None:
+        entry = self._entry(claim_dir, "look up the claim folder", fix)
+        if entry is not None and entry.kind == "dir":
+            return
+        if entry is not None:
+            raise SourceRejectedError(
+                f"{claim_dir!r} on {self._connection.describe()} is not a folder, so files cannot be claimed "
+                "into it; rename or remove it."
+            )
+        with self.translated("create the claim folder", claim_dir, fix):
+            self._backend.mkdir(self._remote(claim_dir))
+
+    def leftover_claims(self, folder: str, pattern: str) -> list[ClaimedFile]:
+        """Return the files matching `pattern` still claimed in `folder`'s claim folder, oldest first.
+
+        The job runs under a lock, so any claimed file found at the start of a run was left by a run that
+        stopped before moving it: it is imported first, under its original path.
+        """
+        claim_dir = posixpath.join(self._relative(folder), CLAIM_DIR)
+        if not self._is_dir(claim_dir):
+            return []
+        scan = self.scan(claim_dir, pattern)
+        for reason in scan.unreadable:
+            logger.warning("%s", reason)
+        return [
+            ClaimedFile(replace(file, path=claim_paths(file.path)[0]), file.path, leftover=True)
+            for file in scan.files
+        ]
 
     def check(self, read_dirs: list[str], write_dirs: list[str]) -> list[str]:
         """Return the problems found reading `read_dirs` and writing into `write_dirs`; empty = all good."""

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tasks.errors import BadFileError
-from tasks.files import move_folder_problem
+from tasks.files import CLAIM_DIR, move_folder_problem
 from tasks.files.ftplib_backend import entry_from_facts
 from tasks.files.listing import Entry, RemoteFile, classify_listing, decode_name, is_utf8, read_entry
-from tasks.files.paths import local_file_name, shown_name
+from tasks.files.paths import claim_paths, local_file_name, shown_name
 
 NOW = datetime(2026, 11, 23, 10, 15, 0, tzinfo=UTC)
 NOT_UTF8 = decode_name(b"a-poison-\xff\xfe.csv")
@@ -99,6 +99,8 @@ def test_decode_name_keeps_every_byte() -> None:
         ("./../x", "leads out of the connection's root folder"),
         ("out\x00", "control character"),
         ("out\nDELE x", "control character"),
+        (f"in/{CLAIM_DIR}", CLAIM_DIR),
+        (f"{CLAIM_DIR}/x", CLAIM_DIR),
     ],
 )
 def test_move_folder_problem_says_why_a_folder_is_refused(folder: str, words: str) -> None:
@@ -110,6 +112,22 @@ def test_move_folder_problem_says_why_a_folder_is_refused(folder: str, words: st
 @pytest.mark.parametrize("folder", ["out", "in/done", "a/../out", "/data/out", "/../x", ".", "out/", "..out"])
 def test_move_folder_problem_lets_folders_inside_the_root_and_absolute_ones_pass(folder: str) -> None:
     assert move_folder_problem(folder) is None
+
+
+# -- claim paths ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "original", "claimed"),
+    [
+        ("in/a.csv", "in/a.csv", f"in/{CLAIM_DIR}/a.csv"),
+        ("a.csv", "a.csv", f"{CLAIM_DIR}/a.csv"),
+        (f"in/{CLAIM_DIR}/a.csv", "in/a.csv", f"in/{CLAIM_DIR}/a.csv"),
+        (f"{CLAIM_DIR}/a.csv", "a.csv", f"{CLAIM_DIR}/a.csv"),
+    ],
+)
+def test_claim_paths_keep_the_name_beside_the_original(path: str, original: str, claimed: str) -> None:
+    assert claim_paths(path) == (original, claimed)
 
 
 # -- entries that cannot be read --------------------------------------------------------------------
