@@ -2,7 +2,12 @@
 
 - ``session``: ``open_session(connection)`` logs in (the one SFTP/FTP login) and yields a ``FileSession``
   that lists, stats, downloads, moves and probes files; every path is POSIX, relative to the root folder.
-- ``listing``: what a server reports about its files; ``paths``: the pure rules that keep paths inside the root.
+- ``listing``: what a server reports about its files (files it cannot read are skipped and named in
+  ``Listing.unreadable``); ``paths``: the pure rules that keep paths inside the root, derive local names
+  and check move folders (``move_folder_problem``).
+- Claims: ``FileSession.claim`` renames a file into ``<folder>/.datahub-claimed/`` before it is
+  downloaded, so the file moved afterwards is the one imported; ``leftover_claims`` finds what a run
+  that stopped left there.
 - ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
   once into ``tasks.errors``.
 - ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
@@ -12,19 +17,32 @@ The names below are the package's public face; everything else is private to it.
 
 from __future__ import annotations
 
-from tasks.files.listing import Listing, RemoteFile
-from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+from tasks.files.listing import ClaimedFile, Listing, RemoteFile
+from tasks.files.paths import CLAIM_DIR, local_file_name, move_folder_problem
+from tasks.files.session import (
+    PROBE_PREFIX,
+    FileSession,
+    check_connection,
+    open_session,
+    watch_file,
+    watch_listing,
+)
 from tasks.files.tasks import (
     Downloaded,
     check_ftp_connection,
     download_file,
+    fetch_file,
+    list_leftover_claims,
     list_source_files,
     move_file,
     stat_source_file,
+    watch_source_file,
 )
 
 __all__ = [
+    "CLAIM_DIR",
     "PROBE_PREFIX",
+    "ClaimedFile",
     "Downloaded",
     "FileSession",
     "Listing",
@@ -32,9 +50,15 @@ __all__ = [
     "check_connection",
     "check_ftp_connection",
     "download_file",
+    "fetch_file",
+    "list_leftover_claims",
     "list_source_files",
+    "local_file_name",
     "move_file",
+    "move_folder_problem",
     "open_session",
     "stat_source_file",
+    "watch_file",
     "watch_listing",
+    "watch_source_file",
 ]

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from blocks.ftp import FtpConnection
 from tasks.errors import SourceRejectedError
 from tasks.files.failures import REMOTE_ERRORS, ServerRefusalError, block_label, server_address
-from tasks.files.listing import CHUNK_BYTES, Entry, EntryKind
+from tasks.files.listing import CHUNK_BYTES, Entry, EntryKind, decode_name
 
 # A known_hosts "ssh-rsa" key is offered by servers under these signature algorithms too.
 _KEY_TYPE_ALIASES = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")}
@@ -43,6 +44,39 @@ def _sftp_entry(name: str, attrs: paramiko.SFTPAttributes) -> Entry:
     return Entry(name, attrs.st_size or 0, modified, _sftp_kind(attrs))
 
 
+def _read_dir(sftp: paramiko.SFTPClient, remote_dir: str) -> list[tuple[str, paramiko.SFTPAttributes]]:
+    """List `remote_dir` as `SFTPClient.listdir_attr` does, but keep names that are not UTF-8.
+
+    paramiko decodes each name (and its `ls -l` line) strictly: one such name would fail the whole
+    listing. This reads them as bytes (`decode_name`), through the client's request methods.
+    """
+    kind, reply = sftp._request(CMD_OPENDIR, sftp._adjust_cwd(remote_dir))  # type: ignore[attr-defined]
+    if kind != CMD_HANDLE:
+        raise paramiko.SSHException("the server answered OPENDIR without a handle")
+    handle = reply.get_binary()
+    entries: list[tuple[str, paramiko.SFTPAttributes]] = []
+    while (batch := _read_dir_batch(sftp, handle)) is not None:
+        entries += batch
+    sftp._request(CMD_CLOSE, handle)  # type: ignore[attr-defined]
+    return [(name, attrs) for name, attrs in entries if name not in {".", ".."}]
+
+
+def _read_dir_batch(
+    sftp: paramiko.SFTPClient, handle: bytes
+) -> list[tuple[str, paramiko.SFTPAttributes]] | None:
+    try:
+        kind, reply = sftp._request(CMD_READDIR, handle)  # type: ignore[attr-defined]
+    except EOFError:
+        return None  # the server's "end of folder" status
+    if kind != CMD_NAME:
+        raise paramiko.SSHException("the server answered READDIR without names")
+    batch = []
+    for _ in range(reply.get_int()):
+        name, long_name = decode_name(reply.get_binary()), decode_name(reply.get_binary())
+        batch.append((name, paramiko.SFTPAttributes._from_msg(reply, name, long_name)))  # type: ignore[attr-defined]
+    return batch
+
+
 class _SftpBackend:
     """SFTP through paramiko."""
 
@@ -63,9 +97,7 @@ class _SftpBackend:
         return self._call(self._sftp.normalize, ".")
 
     def listdir(self, remote_dir: str) -> list[Entry]:
-        return [
-            _sftp_entry(attrs.filename, attrs) for attrs in self._call(self._sftp.listdir_attr, remote_dir)
-        ]
+        return [_sftp_entry(name, attrs) for name, attrs in self._call(_read_dir, self._sftp, remote_dir)]
 
     def stat(self, remote: str) -> Entry | None:
         try:
@@ -85,6 +117,9 @@ class _SftpBackend:
 
     def rename(self, source: str, target: str) -> None:
         self._call(self._sftp.rename, source, target)  # plain SFTP rename never overwrites
+
+    def mkdir(self, remote: str) -> None:
+        self._call(self._sftp.mkdir, remote)
 
     def put_bytes(self, remote: str, payload: bytes) -> None:
         self._call(self._write_new, remote, payload)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import re
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,6 +12,15 @@ from datetime import UTC, datetime
 from tasks.errors import BadFileError, SourceRejectedError
 
 MAX_NAME_TRIES = 100
+# The folder, beside the files of a folder, that files are renamed into while a run imports them.
+CLAIM_DIR = ".datahub-claimed"
+
+# Local names: at most this many characters of the remote stem, the hash, then the extension.
+_LOCAL_STEM_CHARS = 40
+_LOCAL_HASH_CHARS = 12
+_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
+# Up to two short suffixes (`.csv`, `.csv.gz`): what a before-import step may go by to unpack a file.
+_EXTENSION = re.compile(r"(?:\.[A-Za-z0-9]{1,10}){1,2}$")
 
 
 def _has_control_chars(text: str) -> bool:
@@ -78,15 +89,62 @@ def safe_remote_path(folder: str, name: str) -> str:
     return joined
 
 
+def claim_paths(path: str) -> tuple[str, str]:
+    """Return the original and the claimed path of the file at the relative `path`, either one given.
+
+    `in/a.csv` is claimed as `in/.datahub-claimed/a.csv`, keeping its name; given the claimed path, the
+    original is the same name in the folder above.
+    """
+    folder, name = posixpath.split(path)
+    if posixpath.basename(folder) == CLAIM_DIR:
+        return posixpath.join(posixpath.dirname(folder), name), path
+    return path, posixpath.join(folder, CLAIM_DIR, name)
+
+
 def local_file_name(path: str) -> str:
-    """Return a safe local file name for the remote `path`: its last segment, refused if odd."""
+    """Return a short, safe local file name for the remote `path`, unique per path.
+
+    Up to 40 safe characters of its stem, `-`, 12 hex digits of the SHA-256 of `path`, then its
+    extension (`offers-0123456789ab.csv`): never over 80 characters, whatever the remote name holds, and
+    two remote names that differ only in case or in odd characters never share a local name.
+    """
     name = posixpath.basename(posixpath.normpath(path)) if path else ""
-    if name in {"", ".", ".."} or "\\" in name or _has_control_chars(name):
+    if name in {"", ".", "..", "/"}:
         raise BadFileError(
-            f"Cannot derive a safe local file name from the remote path {path!r}; "
-            "rename the file on the server."
+            f"Cannot derive a safe local file name from the remote path {path!r}: it names no file."
         )
-    return name
+    match = _EXTENSION.search(name)
+    extension = match.group(0) if match and match.start() > 0 else ""
+    stem = _UNSAFE_RUN.sub("_", name[: len(name) - len(extension)]).strip("._-")
+    digest = hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()[:_LOCAL_HASH_CHARS]
+    return f"{stem[:_LOCAL_STEM_CHARS] or 'file'}-{digest}{extension}"
+
+
+def shown_name(name: str) -> str:
+    """Return `name` fit for a message: bytes that were not UTF-8 as `\\xff`, control characters escaped."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(repr(char)[1:-1] if _has_control_chars(char) else char for char in text)
+
+
+def move_folder_problem(folder: str) -> str | None:
+    """Say why `folder` cannot be an outbound or failed folder, or None when it can.
+
+    Checked before any I/O: empty, control characters, a relative path that leads out of the root, or
+    the claim folder. An absolute path passes here; it is checked against the root at run start.
+    """
+    if not folder.strip():
+        return "the folder is empty; give a folder inside the connection's root folder"
+    if _has_control_chars(folder):
+        return f"the folder {folder!r} contains a control character; fix it"
+    normalized = posixpath.normpath(folder)
+    if normalized == ".." or normalized.startswith("../"):
+        return (
+            f"the folder {folder!r} leads out of the connection's root folder; give a folder inside it "
+            "(relative to the root folder)"
+        )
+    if CLAIM_DIR in normalized.split("/"):
+        return f"the folder {folder!r} is inside a {CLAIM_DIR!r} folder, where the job keeps the files it imports"
+    return None
 
 
 def candidate_names(name: str, when: datetime, *, limit: int = MAX_NAME_TRIES) -> Iterator[str]:

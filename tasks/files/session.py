@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -18,11 +19,21 @@ from blocks.ftp import FtpConnection
 from tasks.errors import BadFileError, ImportJobError, SourceRejectedError, SourceUnavailableError
 from tasks.files.failures import translated
 from tasks.files.ftplib_backend import connect_ftp
-from tasks.files.listing import Entry, Listing, RemoteFile, classify_listing
+from tasks.files.listing import (
+    ClaimedFile,
+    Entry,
+    FolderScan,
+    Listing,
+    RemoteFile,
+    classify_listing,
+    read_entry,
+)
 from tasks.files.paramiko_backend import connect_sftp
 from tasks.files.paths import (
+    CLAIM_DIR,
     MAX_NAME_TRIES,
     candidate_names,
+    claim_paths,
     relative_to_root,
     resolve_root,
     safe_remote_path,
@@ -44,9 +55,23 @@ class _Backend(Protocol):
     def stat(self, remote: str) -> Entry | None: ...
     def retrieve(self, remote: str, sink: Callable[[bytes], None]) -> None: ...
     def rename(self, source: str, target: str) -> None: ...
+    def mkdir(self, remote: str) -> None: ...
     def put_bytes(self, remote: str, payload: bytes) -> None: ...
     def remove(self, remote: str) -> None: ...
     def close(self) -> None: ...
+
+
+def _listed(entry: Entry, pattern: str) -> bool:
+    # The claim folder is a folder anyway; naming it here keeps it out even where a server says otherwise.
+    return entry.kind == "file" and entry.name != CLAIM_DIR and fnmatch.fnmatchcase(entry.name, pattern)
+
+
+def _claim_fix(folder: str) -> str:
+    return (
+        f"The job needs write rights in the folder {folder or '.'!r} to claim files before it imports them: "
+        f"grant the user rights to create the folder {posixpath.join(folder, CLAIM_DIR)!r} there and to "
+        "rename files into it."
+    )
 
 
 def _connect(connection: FtpConnection) -> _Backend:
@@ -96,35 +121,44 @@ class FileSession:
     def translated(self, action: str, path: str, fix: str) -> AbstractContextManager[None]:
         return translated(self._connection, action, path, fix)
 
-    def list_files(self, folder: str, pattern: str) -> list[RemoteFile]:
-        """Return the plain files directly in `folder` whose names match `pattern`, oldest first."""
+    def scan(self, folder: str, pattern: str) -> FolderScan:
+        """Return the plain files directly in `folder` matching `pattern`, oldest first, and those skipped.
+
+        A matching file whose name or facts cannot be read is skipped, not fatal: `unreadable` says why.
+        """
         relative = self._relative(folder)
         fix = "Create the folder, grant the user read rights on it, or fix the folder in the job."
         with self.translated("list the folder", relative, fix):
             entries = self._backend.listdir(self._remote(relative))
-        matching = [e for e in entries if e.kind == "file" and fnmatch.fnmatchcase(e.name, pattern)]
-        files = [file for file in (self._listed_file(relative, entry) for entry in matching) if file]
-        return sorted(files, key=_oldest_first)
+        found = [read_entry(relative, entry) for entry in entries if _listed(entry, pattern)]
+        files = [file for file in found if isinstance(file, RemoteFile)]
+        return FolderScan(sorted(files, key=_oldest_first), sorted(r for r in found if isinstance(r, str)))
 
-    def _listed_file(self, folder: str, entry: Entry) -> RemoteFile | None:
-        try:
-            path = safe_remote_path(folder, entry.name)
-        except BadFileError as exc:
-            logger.warning("%s It is skipped.", exc)
+    def list_files(self, folder: str, pattern: str) -> list[RemoteFile]:
+        """Return the plain files directly in `folder` whose names match `pattern`, oldest first."""
+        return self.scan(folder, pattern).files
+
+    def look(self, path: str) -> RemoteFile | str | None:
+        """Return the facts of the plain file at `path`, why they cannot be read, or None when there is none."""
+        relative = self._relative(path)
+        entry = self._entry(relative, "look up", "Fix the path in the job or the rights on the server.")
+        if entry is None or entry.kind != "file":
             return None
-        # A plain file "directly in the folder": a name with slashes that stays inside is still refused.
-        return RemoteFile(path, entry.size, entry.modified) if posixpath.dirname(path) == folder else None
+        return read_entry(posixpath.dirname(relative), replace(entry, name=posixpath.basename(relative)))
+
+    def _entry(self, relative: str, action: str, fix: str) -> Entry | None:
+        with self.translated(action, relative, fix):
+            return self._backend.stat(self._remote(relative))
 
     def stat(self, path: str) -> RemoteFile | None:
-        """Return the facts of the plain file at `path`, or None when there is none."""
-        relative = self._relative(path)
-        with self.translated("look up", relative, "Fix the path in the job or the rights on the server."):
-            entry = self._backend.stat(self._remote(relative))
-        return (
-            None
-            if entry is None or entry.kind != "file"
-            else RemoteFile(relative, entry.size, entry.modified)
-        )
+        """Return the facts of the plain file at `path`, or None when there is none.
+
+        Raises BadFileError when the server reports facts that cannot be read (a size that is no number).
+        """
+        found = self.look(path)
+        if isinstance(found, str):
+            raise BadFileError(found)
+        return found
 
     def _require_file(self, relative: str) -> RemoteFile:
         remote = self.stat(relative)
@@ -173,13 +207,15 @@ class FileSession:
         return target
 
     def _require_dir(self, folder: str) -> None:
-        with self.translated("look up the folder", folder, "Fix the folder in the job."):
-            entry = self._backend.stat(self._remote(folder))
-        if entry is None or entry.kind != "dir":
+        if not self._is_dir(folder):
             raise SourceRejectedError(
                 f"The folder {folder!r} does not exist on {self._connection.describe()}; create it and grant "
                 "the user write rights on it, or fix the folder in the job."
             )
+
+    def _is_dir(self, folder: str) -> bool:
+        entry = self._entry(folder, "look up the folder", "Fix the folder in the job.")
+        return entry is not None and entry.kind == "dir"
 
     def _free_target(self, folder: str, name: str) -> str:
         for candidate in candidate_names(name, datetime.now(UTC)):
@@ -200,6 +236,71 @@ class FileSession:
                 f"Moving {source.path!r} to {target!r} on {self._connection.describe()} did not take effect: "
                 f"the target is {found} and the source {remains}; check both folders on the server."
             )
+
+    def claim(self, path: str) -> ClaimedFile | None:
+        """Rename the file at `path` into the claim folder beside it, keeping its name; None if it is gone.
+
+        From then on nobody changes what this run imports: a new upload under the same name is a new file,
+        left for the next run. A copy already claimed under that name (by an earlier attempt of the same
+        task, or by a run that stopped) is returned instead, untouched, and the file at `path` waits: the
+        claimed copy is the older one. Never overwrites anything.
+        """
+        original, claimed_path = claim_paths(self._relative(path))
+        earlier = self.stat(claimed_path)
+        if earlier is not None:
+            return ClaimedFile(replace(earlier, path=original), claimed_path, leftover=True)
+        if self.stat(original) is None or not self._rename_into_claim(original, claimed_path):
+            return None
+        claimed = self.stat(claimed_path)
+        if claimed is None:
+            raise SourceRejectedError(
+                f"Claiming {original!r} (renaming it to {claimed_path!r}) on {self._connection.describe()} "
+                "did not take effect: the claimed file is missing; check the folder on the server."
+            )
+        return ClaimedFile(replace(claimed, path=original), claimed_path)
+
+    def _rename_into_claim(self, original: str, claimed_path: str) -> bool:
+        """Rename `original` to `claimed_path`, creating the claim folder; False if `original` went away."""
+        folder = posixpath.dirname(original)
+        fix = _claim_fix(folder)
+        self._ensure_claim_dir(posixpath.dirname(claimed_path), fix)
+        try:
+            with self.translated("claim", original, fix):
+                self._backend.rename(self._remote(original), self._remote(claimed_path))
+        except SourceRejectedError:
+            if self.look(original) is None:
+                return False  # deleted or moved by someone else meanwhile: nothing to claim
+            raise
+        return True
+
+    def _ensure_claim_dir(self, claim_dir: str, fix: str) -> None:
+        entry = self._entry(claim_dir, "look up the claim folder", fix)
+        if entry is not None and entry.kind == "dir":
+            return
+        if entry is not None:
+            raise SourceRejectedError(
+                f"{claim_dir!r} on {self._connection.describe()} is not a folder, so files cannot be claimed "
+                "into it; rename or remove it."
+            )
+        with self.translated("create the claim folder", claim_dir, fix):
+            self._backend.mkdir(self._remote(claim_dir))
+
+    def leftover_claims(self, folder: str, pattern: str) -> list[ClaimedFile]:
+        """Return the files matching `pattern` still claimed in `folder`'s claim folder, oldest first.
+
+        The job runs under a lock, so any claimed file found at the start of a run was left by a run that
+        stopped before moving it: it is imported first, under its original path.
+        """
+        claim_dir = posixpath.join(self._relative(folder), CLAIM_DIR)
+        if not self._is_dir(claim_dir):
+            return []
+        scan = self.scan(claim_dir, pattern)
+        for reason in scan.unreadable:
+            logger.warning("%s", reason)
+        return [
+            ClaimedFile(replace(file, path=claim_paths(file.path)[0]), file.path, leftover=True)
+            for file in scan.files
+        ]
 
     def check(self, read_dirs: list[str], write_dirs: list[str]) -> list[str]:
         """Return the problems found reading `read_dirs` and writing into `write_dirs`; empty = all good."""
@@ -255,9 +356,34 @@ def watch_listing(
     session: FileSession, folder: str, pattern: str, *, settle_seconds: float, min_age_seconds: float
 ) -> Listing:
     """List `folder` twice, `settle_seconds` apart, and split the files into ready and growing ones."""
-    first = session.list_files(folder, pattern)
+    first = session.scan(folder, pattern)
     second = first
     if settle_seconds > 0:
         time.sleep(settle_seconds)
-        second = session.list_files(folder, pattern)
-    return classify_listing(first, second, now=datetime.now(UTC), min_age_seconds=min_age_seconds)
+        second = session.scan(folder, pattern)
+    return classify_listing(
+        first.files,
+        second.files,
+        now=datetime.now(UTC),
+        min_age_seconds=min_age_seconds,
+        unreadable=second.unreadable,
+    )
+
+
+def watch_file(session: FileSession, path: str, *, settle_seconds: float, min_age_seconds: float) -> Listing:
+    """Look at the file at `path` twice, `settle_seconds` apart: a listing of it, ready or growing.
+
+    An absent file gives an empty listing; one whose facts cannot be read is listed as unreadable.
+    """
+    first = session.look(path)
+    second = first
+    if settle_seconds > 0:
+        time.sleep(settle_seconds)
+        second = session.look(path)
+    return classify_listing(
+        [first] if isinstance(first, RemoteFile) else [],
+        [second] if isinstance(second, RemoteFile) else [],
+        now=datetime.now(UTC),
+        min_age_seconds=min_age_seconds,
+        unreadable=[second] if isinstance(second, str) else [],
+    )

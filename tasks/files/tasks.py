@@ -11,7 +11,7 @@ the path rules in ``tasks.files.paths``; this module re-exports what the flows u
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,21 @@ from prefect.tasks import Task
 from blocks.ftp import FtpConnection
 from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
-from tasks.files.listing import Listing, RemoteFile, classify_listing
-from tasks.files.paths import local_file_name
-from tasks.files.session import PROBE_PREFIX, FileSession, check_connection, open_session, watch_listing
+from tasks.files.listing import ClaimedFile, Listing, RemoteFile, classify_listing
+from tasks.files.paths import CLAIM_DIR, local_file_name, move_folder_problem
+from tasks.files.session import (
+    PROBE_PREFIX,
+    FileSession,
+    check_connection,
+    open_session,
+    watch_file,
+    watch_listing,
+)
 
 __all__ = [
+    "CLAIM_DIR",
     "PROBE_PREFIX",
+    "ClaimedFile",
     "Downloaded",
     "FileSession",
     "Listing",
@@ -38,11 +47,16 @@ __all__ = [
     "check_ftp_connection",
     "classify_listing",
     "download_file",
+    "fetch_file",
+    "list_leftover_claims",
     "list_source_files",
     "move_file",
+    "move_folder_problem",
     "open_session",
     "stat_source_file",
+    "watch_file",
     "watch_listing",
+    "watch_source_file",
 ]
 
 RETRY_DELAYS_SECONDS: list[float] = [5, 30]
@@ -52,11 +66,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Downloaded:
-    """A downloaded file: its remote facts, where it was written, and the SHA-256 of its bytes."""
+    """A downloaded file: its remote facts, where it was written, and the SHA-256 of its bytes.
+
+    `remote` holds the path the file was listed under; `claimed_path`, when the file was claimed, is
+    where it is now on the server: the path to move once it is imported.
+    """
 
     remote: RemoteFile
     local_path: Path
     sha256: str
+    claimed_path: str | None = None
 
 
 def _retry_when_unavailable(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -92,13 +111,53 @@ def list_source_files(
             session, folder, pattern, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds
         )
     _run_logger().info(
-        "Found %d ready and %d growing files matching %r in %r.",
+        "Found %d ready, %d growing and %d unreadable files matching %r in %r.",
         len(listing.ready),
         len(listing.growing),
+        len(listing.unreadable),
         pattern,
         folder,
     )
     return listing
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def watch_source_file(
+    connection: str, path: str, *, settle_seconds: float, min_age_seconds: float
+) -> Listing:
+    """Look at the file at `path` twice, `settle_seconds` apart: ready, growing, unreadable or absent (empty)."""
+    block = _load_block(connection)
+    with open_session(block) as session:
+        return watch_file(session, path, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds)
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def list_leftover_claims(connection: str, folder: str, pattern: str) -> list[ClaimedFile]:
+    """Return the files matching `pattern` left claimed in `folder` by a run that stopped, oldest first.
+
+    For one file `in/a.csv`, pass its folder and its name as a pattern: `glob.escape("a.csv")`.
+    """
+    block = _load_block(connection)
+    with open_session(block) as session:
+        leftovers = session.leftover_claims(folder, pattern)
+    if leftovers:
+        _run_logger().warning(
+            "%d files matching %r were left claimed in %r by a run that stopped; they are imported first.",
+            len(leftovers),
+            pattern,
+            folder,
+        )
+    return leftovers
 
 
 @task(
@@ -131,10 +190,64 @@ def download_file(connection: str, path: str, local_dir: Path) -> Downloaded:
     return Downloaded(remote=remote, local_path=local_path, sha256=sha256)
 
 
+# Retried like a download: a second attempt finds the file its first attempt claimed, and goes on.
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=RETRY_DELAYS_SECONDS,
+    retry_condition_fn=_retry_when_unavailable,
+)
+def fetch_file(connection: str, path: str, local_dir: Path, *, claim: bool) -> Downloaded | None:
+    """Download `path` into `local_dir`, claiming it first when `claim`; None when it is not there.
+
+    Claimed, the file is renamed into the claim folder beside it and downloaded from there: what is
+    moved afterwards (`Downloaded.claimed_path`) is provably what was downloaded, whatever is uploaded
+    under its name meanwhile. Unclaimed (`claim=False`), it is downloaded in place.
+    """
+    block = _load_block(connection)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    local_path = local_dir / local_file_name(path)
+    with open_session(block) as session:
+        downloaded = (
+            _fetch(session, path, local_path) if claim else _fetch_in_place(session, path, local_path)
+        )
+    if downloaded is not None:
+        _run_logger().info(
+            "Downloaded %r%s (%d bytes, sha256 %s).",
+            downloaded.remote.path,
+            f" claimed as {downloaded.claimed_path!r}" if downloaded.claimed_path else "",
+            downloaded.remote.size,
+            downloaded.sha256,
+        )
+    return downloaded
+
+
+def _fetch(session: FileSession, path: str, local_path: Path) -> Downloaded | None:
+    claimed = session.claim(path)
+    if claimed is None:
+        return None
+    remote, sha256 = session.download(claimed.claimed_path, local_path)
+    # The facts are those of the bytes downloaded; the path is the one the file was listed under.
+    original = replace(remote, path=claimed.original.path)
+    return Downloaded(
+        remote=original, local_path=local_path, sha256=sha256, claimed_path=claimed.claimed_path
+    )
+
+
+def _fetch_in_place(session: FileSession, path: str, local_path: Path) -> Downloaded | None:
+    if session.stat(path) is None:
+        return None
+    remote, sha256 = session.download(path, local_path)
+    return Downloaded(remote=remote, local_path=local_path, sha256=sha256)
+
+
 # No retries: if the rename went through but the answer was lost, a retry would move the file twice.
 @task(cache_policy=NO_CACHE)
 def move_file(connection: str, path: str, dest_dir: str) -> str:
-    """Move `path` into `dest_dir` on the same server, never overwriting; return the final path."""
+    """Move `path` into `dest_dir` on the same server, never overwriting; return the final path.
+
+    `path` may be a claimed path (`Downloaded.claimed_path`): the file keeps its original name.
+    """
     block = _load_block(connection)
     with open_session(block) as session:
         target = session.move(path, dest_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import time
 import uuid
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,11 @@ def test_bulk_gz_files_are_unpacked_before_and_counted_after(
         ("in/a.csv.gz", "SUCCESS", "out/a.csv.gz"),
         ("in/b.csv.gz", "SUCCESS", "out/b.csv.gz"),
     ]
-    assert seen.read_text().splitlines() == ["in/a.csv.gz a.csv.gz", "in/b.csv.gz b.csv.gz"]
+    # The local copy is named from the remote one (stem, a hash of the path, the same `.csv.gz`).
+    assert [line.split() for line in seen.read_text().splitlines()] == [
+        ["in/a.csv.gz", f"a-{sha256(b'in/a.csv.gz').hexdigest()[:12]}.csv.gz"],
+        ["in/b.csv.gz", f"b-{sha256(b'in/b.csv.gz').hexdigest()[:12]}.csv.gz"],
+    ]
     assert rows(hub[1], 'SELECT "variantExternalId" FROM variants ORDER BY 1') == [("V1",), ("V2",), ("V3",)]
     # The ledger holds the remote names and the hash of what was downloaded (the .gz).
     assert rows(hub[1], "SELECT path, moved_to FROM datahub_ledger ORDER BY 1") == [
