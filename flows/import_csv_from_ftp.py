@@ -7,12 +7,13 @@ form from it and `prefect.yaml` holds instances of it. Run one locally with
 
 from __future__ import annotations
 
+import glob
 import posixpath
 import sys
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
@@ -29,10 +30,12 @@ from tasks.files.tasks import (
     Downloaded,
     RemoteFile,
     check_ftp_connection,
-    download_file,
+    fetch_file,
+    list_leftover_claims,
     list_source_files,
     move_file,
-    stat_source_file,
+    move_folder_problem,
+    watch_source_file,
 )
 from tasks.hub.entities import EntityName, entity
 from tasks.hub.ledger import find_loaded_file, record_move, record_skipped_copy
@@ -66,6 +69,20 @@ class SingleFile(FormModel):
     failed_dir: str | None = Field(
         default=None, description="Folder to move the file to when it fails. Empty: leave it in place."
     )
+    settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=600,
+        description="Wait between two looks at the file; a file whose size or time changed is still "
+        "being written and waits for the next run.",
+    )
+    min_age_seconds: float = Field(
+        default=0.0, ge=0, description="A file modified more recently than this is left for the next run."
+    )
+
+    @model_validator(mode="after")
+    def _check_move_folders(self) -> SingleFile:
+        return _checked_move_folders(self)
 
 
 class Folder(FormModel):
@@ -90,6 +107,22 @@ class Folder(FormModel):
     min_age_seconds: float = Field(
         default=0.0, ge=0, description="Files modified more recently than this are left for the next run."
     )
+
+    @model_validator(mode="after")
+    def _check_move_folders(self) -> Folder:
+        return _checked_move_folders(self)
+
+
+MoveFolders = TypeVar("MoveFolders", SingleFile, Folder)
+
+
+def _checked_move_folders(source: MoveFolders) -> MoveFolders:
+    for field in ("outbound_dir", "failed_dir"):
+        folder = getattr(source, field)
+        problem = None if folder is None else move_folder_problem(folder)
+        if problem:
+            raise ValueError(f"`{field}` {folder!r}: {problem}")
+    return source
 
 
 Source = Annotated[SingleFile | Folder, Field(discriminator="kind")]
@@ -163,46 +196,81 @@ def _import_files(job: CsvImportJob, report: ImportReport, engine: sa.Engine) ->
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
         for remote in _source_files(job, report):
-            report.add(*_import_one(job, remote, Path(local_dir), report.run_id, engine))
+            outcome = _import_one(job, remote, Path(local_dir), report.run_id, engine)
+            if outcome is None:
+                report.warnings.append(f"{remote.path} was gone when its turn came (moved by someone else?).")
+            else:
+                report.add(*outcome)
     after_import(job.after_import, report)
 
 
+def _claims(job: CsvImportJob) -> bool:
+    """Whether files are claimed before download: only a file the run moves afterwards needs it."""
+    return bool(job.source.outbound_dir or job.source.failed_dir)
+
+
 def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
+    """Return the files to import: those a stopped run left claimed first, then the settled ones."""
     source = job.source
     if isinstance(source, SingleFile):
-        found = stat_source_file(job.connection, source.file_path)
-        if found is None:
+        folder = posixpath.dirname(source.file_path)
+        pattern = glob.escape(posixpath.basename(source.file_path))
+    else:
+        folder, pattern = source.inbound_dir, source.pattern
+    leftovers = list_leftover_claims(job.connection, folder, pattern) if _claims(job) else []
+    if isinstance(source, SingleFile):
+        listing = watch_source_file(
+            job.connection,
+            source.file_path,
+            settle_seconds=source.settle_seconds,
+            min_age_seconds=source.min_age_seconds,
+            move_dirs=_move_dirs(job),
+        )
+        if not (leftovers or listing.ready or listing.growing or listing.unreadable):
             report.warnings.append(f"{source.file_path} is not on the server (already imported and moved?).")
-        return [found] if found is not None else []
-    listing = list_source_files(
-        job.connection,
-        source.inbound_dir,
-        source.pattern,
-        settle_seconds=source.settle_seconds,
-        min_age_seconds=source.min_age_seconds,
-    )
+    else:
+        listing = list_source_files(
+            job.connection,
+            source.inbound_dir,
+            source.pattern,
+            settle_seconds=source.settle_seconds,
+            min_age_seconds=source.min_age_seconds,
+            move_dirs=_move_dirs(job),
+        )
     report.warnings += [
         f"{f.path} is still being written; it waits for the next run." for f in listing.growing
     ]
-    return list(listing.ready)
+    report.warnings += listing.unreadable
+    return [claimed.original for claimed in leftovers] + list(listing.ready)
+
+
+def _move_dirs(job: CsvImportJob) -> list[str]:
+    return [folder for folder in (job.source.outbound_dir, job.source.failed_dir) if folder]
 
 
 def _import_one(
     job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
-) -> tuple[FileReport, list[Any]]:
+) -> tuple[FileReport, list[Any]] | None:
     """Import one file; a failure caused by the file fails it alone, and the run goes on.
 
     Unavailability and conflicts with another writer (`SourceUnavailableError`) are not the file's
-    fault: they stop the run and the file stays where it is for the next run.
+    fault: they stop the run and the file stays where it is (a claimed file is taken up by the next
+    run). None: the file was gone.
     """
+    downloaded: Downloaded | None = None
     try:
-        return _download_load_move(job, remote, local_dir, run_id, engine)
+        downloaded = fetch_file(job.connection, remote.path, local_dir, claim=_claims(job))
+        if downloaded is None:
+            return None
+        return _load_and_move(job, downloaded, run_id, engine)
     except SourceUnavailableError:
         raise
     except BadFileError as exc:
         report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))
     except ImportJobError as exc:  # refused by the server, or a shell step failed: fix the job, not the file
-        return FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc)), []
+        report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))
+        _put_back(job, report, downloaded)
+        return report, []
     except Exception as exc:  # a file must never block the files after it, even through a bug
         get_run_logger().exception("Unexpected error importing %s", remote.path)
         report = FileReport(
@@ -212,14 +280,15 @@ def _import_one(
             message=f"{remote.path}: unexpected error while reading it ({type(exc).__name__}: {exc}); "
             "nothing of it was loaded. Check the file; report the error if the file looks right.",
         )
-    _move_after(job, report, engine=engine)
+    if downloaded is not None:  # a file that failed before it was claimed stays where it is
+        _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
     return report, []
 
 
-def _download_load_move(
-    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
+def _load_and_move(
+    job: CsvImportJob, downloaded: Downloaded, run_id: str, engine: sa.Engine
 ) -> tuple[FileReport, list[Any]]:
-    downloaded = download_file(job.connection, remote.path, local_dir)
+    remote = downloaded.remote
     try:
         seen = None if job.force else find_loaded_file(engine, job.name, sha256=downloaded.sha256)
         if seen is not None:
@@ -245,18 +314,14 @@ def _download_load_move(
 
 
 def _move_after(
-    job: CsvImportJob,
-    report: FileReport,
-    *,
-    engine: sa.Engine,
-    downloaded: Downloaded | None = None,
-    run_id: str = "",
+    job: CsvImportJob, report: FileReport, *, engine: sa.Engine, downloaded: Downloaded, run_id: str
 ) -> None:
     destination = job.source.failed_dir if report.status == "FAILED" else job.source.outbound_dir
     if not destination:
+        _put_back(job, report, downloaded)
         return
     try:
-        report.moved_to = move_file(job.connection, report.path, destination)
+        report.moved_to = move_file(job.connection, downloaded.claimed_path or report.path, destination)
     except ImportJobError as exc:
         if report.status != "FAILED":
             report.message = f"Loaded and committed, but not moved: {exc} The next run moves it without importing it again."
@@ -264,8 +329,22 @@ def _move_after(
         else:
             report.message += f" It could not be moved to the failed folder either: {exc}"
         return
-    if downloaded is not None and report.status != "FAILED":
+    if report.status != "FAILED":
         _ledger_move(job, report, engine, downloaded, run_id)
+
+
+def _put_back(job: CsvImportJob, report: FileReport, downloaded: Downloaded | None) -> None:
+    """Return a claimed file the run does not move on to its folder (never over a newer upload)."""
+    if downloaded is None or downloaded.claimed_path is None:
+        return
+    folder = posixpath.dirname(report.path)
+    try:
+        back = move_file(job.connection, downloaded.claimed_path, folder or ".")
+    except ImportJobError as exc:
+        report.message += f" It stays claimed as {downloaded.claimed_path}; the next run takes it up: {exc}"
+        return
+    if back != report.path:
+        report.message += f" A new file had taken its name meanwhile: it was put back as {back}."
 
 
 def _ledger_move(
@@ -313,7 +392,8 @@ def job_folders(job: CsvImportJob) -> tuple[list[str], list[str]]:
     read = (
         [source.inbound_dir] if isinstance(source, Folder) else [posixpath.dirname(source.file_path) or "."]
     )
-    write = [folder for folder in (source.outbound_dir, source.failed_dir) if folder]
+    # Claiming a file renames it into a folder beside it: the source folder must be writable too.
+    write = (read if _claims(job) else []) + _move_dirs(job)
     return read, write
 
 

@@ -115,6 +115,11 @@ class FileSession:
     def _relative(self, path: str) -> str:
         return relative_to_root(self._root, path)
 
+    def check_inside_root(self, folders: list[str]) -> None:
+        """Refuse (SourceRejectedError) any of `folders` that lies outside the connection's root."""
+        for folder in folders:
+            self._relative(folder)
+
     def _remote(self, relative: str) -> str:
         return posixpath.join(self._root, relative) if relative else self._root
 

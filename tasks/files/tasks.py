@@ -102,11 +102,22 @@ def _load_block(name: str) -> FtpConnection:
     retry_condition_fn=_retry_when_unavailable,
 )
 def list_source_files(
-    connection: str, folder: str, pattern: str, *, settle_seconds: float, min_age_seconds: float
+    connection: str,
+    folder: str,
+    pattern: str,
+    *,
+    settle_seconds: float,
+    min_age_seconds: float,
+    move_dirs: tuple[str, ...] | list[str] = (),
 ) -> Listing:
-    """Return the files in `folder` matching `pattern`, split into ready and still-growing ones."""
+    """Return the files in `folder` matching `pattern`, split into ready and still-growing ones.
+
+    `move_dirs` (the job's outbound and failed folders) are checked against the root first: a folder
+    outside it fails the run before any file is touched.
+    """
     block = _load_block(connection)
     with open_session(block) as session:
+        session.check_inside_root(list(move_dirs))
         listing = watch_listing(
             session, folder, pattern, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds
         )
@@ -128,11 +139,20 @@ def list_source_files(
     retry_condition_fn=_retry_when_unavailable,
 )
 def watch_source_file(
-    connection: str, path: str, *, settle_seconds: float, min_age_seconds: float
+    connection: str,
+    path: str,
+    *,
+    settle_seconds: float,
+    min_age_seconds: float,
+    move_dirs: tuple[str, ...] | list[str] = (),
 ) -> Listing:
-    """Look at the file at `path` twice, `settle_seconds` apart: ready, growing, unreadable or absent (empty)."""
+    """Look at the file at `path` twice, `settle_seconds` apart: ready, growing, unreadable or absent (empty).
+
+    `move_dirs` are checked against the root first, as `list_source_files` does.
+    """
     block = _load_block(connection)
     with open_session(block) as session:
+        session.check_inside_root(list(move_dirs))
         return watch_file(session, path, settle_seconds=settle_seconds, min_age_seconds=min_age_seconds)
 
 

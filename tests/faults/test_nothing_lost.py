@@ -1,7 +1,8 @@
 """Issue 14, "Nothing lost": a file changed under the job, two runs at once, poison files, no bound on
 width, and the smaller findings. Each test reproduces one finding with the product's own flow against
 real servers (pyftpdlib on loopback, the Prefect test server, SQLite and PostgreSQL hubs) and asserts
-what the issue's "What to build" asks for; each is marked xfail(strict=True) until its fix lands.
+what the issue's "What to build" asks for. Each landed marked xfail(strict=True) (c42adb9) and lost its
+mark with its fix.
 """
 
 from __future__ import annotations
@@ -73,10 +74,6 @@ def _set_mtime(path: Path, seconds: float) -> None:
 # -- 1. a file overwritten on the server while it loads --------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 finding 1: the move re-stats the file and moves a new same-size version never imported",
-)
 def test_a_file_replaced_during_its_import_is_left_in_place_and_imported_next_run(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -130,9 +127,6 @@ CUT_HEADER = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 finding 2: a single file is imported half-written (no settle rule)"
-)
 def test_a_single_file_still_being_uploaded_is_not_imported_half_written(
     tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -433,17 +427,7 @@ POISONS = {
 }
 
 
-# A reserved column name now fails its file alone (the reader refuses the header); the others await
-# the flow's per-file isolation.
-_ENDS_THE_RUN = pytest.mark.xfail(
-    strict=True, reason="issue 14 finding 4: one poison file ends the whole bulk run, every run"
-)
-
-
-@pytest.mark.parametrize(
-    "poison",
-    [pytest.param(name, marks=() if name.startswith("header-") else _ENDS_THE_RUN) for name in POISONS],
-)
+@pytest.mark.parametrize("poison", list(POISONS))
 def test_a_poison_file_fails_alone_and_the_files_after_it_are_imported(
     tmp_path: Path, sqlite_url: str, poison: str
 ) -> None:
@@ -477,6 +461,15 @@ def test_a_poison_file_fails_alone_and_the_files_after_it_are_imported(
         assert bad in on_server or by_path.get(f"in/{bad}") is not None
     elif poison == "name-not-utf8":
         assert bad in on_server  # it cannot be named over this connection: it stays, the others go on
+        assert any("stays on the server" in warning for warning in report.warnings), report.warnings
+    elif poison == "name-250-chars":
+        # A long name is no poison once local names are hashed: the file imports (its one bad row
+        # rejected, in a rejects file with a short name) and moves on under its own name.
+        assert by_path[f"in/{bad}"].status == "PARTIAL"
+        assert bad in files_in(root, "out")
+        rejects_file = by_path[f"in/{bad}"].rejects_file
+        assert rejects_file is not None
+        assert len(Path(rejects_file).name) < 100
     else:
         assert by_path[f"in/{bad}"].status == "FAILED"
         assert files_in(root, "failed") == [bad]
@@ -598,9 +591,6 @@ def test_an_offers_file_with_20000_custom_field_columns_is_refused_at_the_limit(
 # -- 6. smaller findings ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 finding 6: outbound_dir/failed_dir outside the root pass validation"
-)
 @pytest.mark.parametrize("field", ["outbound_dir", "failed_dir"])
 @pytest.mark.parametrize("kind", ["folder", "file"])
 def test_a_move_folder_outside_the_root_is_refused_at_job_validation(kind: str, field: str) -> None:
