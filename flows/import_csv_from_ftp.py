@@ -51,6 +51,19 @@ from tasks.run.report import (
 from tasks.shell import AfterImportStep, BeforeImportStep, after_import, before_import
 from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
+SettleSeconds = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=600,
+        description="Wait between two looks at the source; a file whose size or time changed is still "
+        "being written and waits for the next run.",
+    ),
+]
+MinAgeSeconds = Annotated[
+    float, Field(ge=0, description="A file modified more recently than this is left for the next run.")
+]
+
 
 class SingleFile(FormModel):
     """Import one file, given by its full path."""
@@ -69,16 +82,8 @@ class SingleFile(FormModel):
     failed_dir: str | None = Field(
         default=None, description="Folder to move the file to when it fails. Empty: leave it in place."
     )
-    settle_seconds: float = Field(
-        default=2.0,
-        ge=0,
-        le=600,
-        description="Wait between two looks at the file; a file whose size or time changed is still "
-        "being written and waits for the next run.",
-    )
-    min_age_seconds: float = Field(
-        default=0.0, ge=0, description="A file modified more recently than this is left for the next run."
-    )
+    settle_seconds: SettleSeconds = 2.0
+    min_age_seconds: MinAgeSeconds = 0.0
 
     @model_validator(mode="after")
     def _check_move_folders(self) -> SingleFile:
@@ -97,16 +102,8 @@ class Folder(FormModel):
     failed_dir: str | None = Field(
         default=None, description="Folder a failed file is moved to. Empty: a failed file stays in inbound."
     )
-    settle_seconds: float = Field(
-        default=2.0,
-        ge=0,
-        le=600,
-        description="Wait between two looks at the folder; a file whose size or time changed is still "
-        "being written and waits for the next run.",
-    )
-    min_age_seconds: float = Field(
-        default=0.0, ge=0, description="Files modified more recently than this are left for the next run."
-    )
+    settle_seconds: SettleSeconds = 2.0
+    min_age_seconds: MinAgeSeconds = 0.0
 
     @model_validator(mode="after")
     def _check_move_folders(self) -> Folder:
@@ -254,8 +251,8 @@ def _import_one(
     """Import one file; a failure caused by the file fails it alone, and the run goes on.
 
     Unavailability and conflicts with another writer (`SourceUnavailableError`) are not the file's
-    fault: they stop the run and the file stays where it is (a claimed file is taken up by the next
-    run). None: the file was gone.
+    fault: they stop the run and the file is put back where it was (if the server is down too, it
+    stays claimed and the next run takes it up first). None: the file was gone.
     """
     downloaded: Downloaded | None = None
     try:
@@ -264,6 +261,8 @@ def _import_one(
             return None
         return _load_and_move(job, downloaded, run_id, engine)
     except SourceUnavailableError:
+        if downloaded is not None:  # the hub went away: the file goes back to inbound if the server lets it
+            _put_back(job, FileReport(path=remote.path, status="FAILED"), downloaded)
         raise
     except BadFileError as exc:
         report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 
 import tasks.hub.ledger
 import tasks.hub.staging
+from flows.import_csv_from_ftp import CsvImportJob
 from tests.faults.harness import (
     content,
     csv_job,
@@ -100,6 +103,18 @@ def _clean_reference(ftp_server: LocalFtp, reference_url: str, files: dict[str, 
     return content(reference_url)
 
 
+def _two_files(
+    ftp_server: LocalFtp, pg_hubs: tuple[str, str, str]
+) -> tuple[str, str, Path, CsvImportJob, dict[str, str]]:
+    """Two files of 300 products in inbound and a job on the hub under test."""
+    hub_url, reference_url, _ = pg_hubs
+    files = {"a.csv": products_csv(1, 300), "b.csv": products_csv(301, 300)}
+    root = make_folders(ftp_server.root)
+    for name, text in files.items():
+        (root / "in" / name).write_text(text, encoding="utf-8")
+    return hub_url, reference_url, root, csv_job(save_ftp_block(ftp_server), save_hub(hub_url)), files
+
+
 def _hook_kill(
     point: str, kill: Callable[[], int], fired: list[int], monkeypatch: pytest.MonkeyPatch, *, every: bool
 ) -> None:
@@ -136,14 +151,9 @@ def test_connections_killed_mid_file_roll_it_back_and_the_load_is_retried(
     monkeypatch: pytest.MonkeyPatch,
     point: str,
 ) -> None:
-    hub_url, reference_url, app = pg_hubs
-    files = {"a.csv": products_csv(1, 300), "b.csv": products_csv(301, 300)}
-    root = make_folders(ftp_server.root)
-    for name, text in files.items():
-        (root / "in" / name).write_text(text, encoding="utf-8")
-    job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
+    hub_url, reference_url, root, job, files = _two_files(ftp_server, pg_hubs)
     fired: list[int] = []
-    _hook_kill(point, lambda: _terminate(postgres_admin_url, app), fired, monkeypatch, every=False)
+    _hook_kill(point, partial(_terminate, postgres_admin_url, pg_hubs[2]), fired, monkeypatch, every=False)
 
     state, report = run_csv(job)
 
@@ -164,14 +174,9 @@ def test_a_hub_that_keeps_failing_stops_the_run_with_the_files_in_place_and_a_re
     monkeypatch: pytest.MonkeyPatch,
     point: str,
 ) -> None:
-    hub_url, reference_url, app = pg_hubs
-    files = {"a.csv": products_csv(1, 300), "b.csv": products_csv(301, 300)}
-    root = make_folders(ftp_server.root)
-    for name, text in files.items():
-        (root / "in" / name).write_text(text, encoding="utf-8")
-    job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
+    hub_url, reference_url, root, job, files = _two_files(ftp_server, pg_hubs)
     fired: list[int] = []
-    _hook_kill(point, lambda: _terminate(postgres_admin_url, app), fired, monkeypatch, every=True)
+    _hook_kill(point, partial(_terminate, postgres_admin_url, pg_hubs[2]), fired, monkeypatch, every=True)
 
     state, report = run_csv(job)
 
