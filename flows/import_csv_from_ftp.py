@@ -212,10 +212,6 @@ def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
     if isinstance(source, SingleFile):
         folder = posixpath.dirname(source.file_path)
         pattern = glob.escape(posixpath.basename(source.file_path))
-    else:
-        folder, pattern = source.inbound_dir, source.pattern
-    leftovers = list_leftover_claims(job.connection, folder, pattern) if _claims(job) else []
-    if isinstance(source, SingleFile):
         listing = watch_source_file(
             job.connection,
             source.file_path,
@@ -223,17 +219,22 @@ def _source_files(job: CsvImportJob, report: ImportReport) -> list[RemoteFile]:
             min_age_seconds=source.min_age_seconds,
             move_dirs=_move_dirs(job),
         )
-        if not (leftovers or listing.ready or listing.growing or listing.unreadable):
-            report.warnings.append(f"{source.file_path} is not on the server (already imported and moved?).")
     else:
+        folder, pattern = source.inbound_dir, source.pattern
         listing = list_source_files(
             job.connection,
-            source.inbound_dir,
-            source.pattern,
+            folder,
+            pattern,
             settle_seconds=source.settle_seconds,
             min_age_seconds=source.min_age_seconds,
             move_dirs=_move_dirs(job),
         )
+    # Looked for after the source (whose paths are checked there first), imported before it.
+    leftovers = list_leftover_claims(job.connection, folder, pattern) if _claims(job) else []
+    if isinstance(source, SingleFile) and not (
+        leftovers or listing.ready or listing.growing or listing.unreadable
+    ):
+        report.warnings.append(f"{source.file_path} is not on the server (already imported and moved?).")
     report.warnings += [
         f"{f.path} is still being written; it waits for the next run." for f in listing.growing
     ]
@@ -327,6 +328,7 @@ def _move_after(
             report.status = "FAILED"
         else:
             report.message += f" It could not be moved to the failed folder either: {exc}"
+        _put_back(job, report, downloaded)
         return
     if report.status != "FAILED":
         _ledger_move(job, report, engine, downloaded, run_id)
@@ -350,22 +352,24 @@ def _ledger_move(
     job: CsvImportJob, report: FileReport, engine: sa.Engine, downloaded: Downloaded, run_id: str
 ) -> None:
     assert report.moved_to is not None
-    if report.status == "SKIPPED":
-        # A re-sent copy: its own row, so the original import's row keeps where that file went.
-        record_skipped_copy(
-            engine,
-            job=job.name,
-            path=report.path,
-            size=downloaded.remote.size,
-            modified_at=downloaded.remote.modified,
-            sha256=downloaded.sha256,
-            run_id=run_id,
-            moved_to=report.moved_to,
-        )
-        return
     loaded = find_loaded_file(engine, job.name, sha256=downloaded.sha256)
-    if loaded is not None:
+    # The file this job imported and has not moved yet (a run stopped before its move): complete its
+    # row. Any other skipped file is a re-sent copy: its own row, so the original keeps its own move.
+    if loaded is not None and (
+        report.status != "SKIPPED" or (loaded.path == report.path and loaded.moved_to is None)
+    ):
         record_move(engine, loaded.id, report.moved_to)
+        return
+    record_skipped_copy(
+        engine,
+        job=job.name,
+        path=report.path,
+        size=downloaded.remote.size,
+        modified_at=downloaded.remote.modified,
+        sha256=downloaded.sha256,
+        run_id=run_id,
+        moved_to=report.moved_to,
+    )
 
 
 def _settings(job: CsvImportJob, run_id: str) -> LoadSettings:

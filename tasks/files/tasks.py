@@ -11,6 +11,7 @@ the path rules in ``tasks.files.paths``; this module re-exports what the flows u
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -227,10 +228,19 @@ def fetch_file(connection: str, path: str, local_dir: Path, *, claim: bool) -> D
     block = _load_block(connection)
     local_dir.mkdir(parents=True, exist_ok=True)
     local_path = local_dir / local_file_name(path)
-    with open_session(block) as session:
-        downloaded = (
-            _fetch(session, path, local_path) if claim else _fetch_in_place(session, path, local_path)
-        )
+    claimed: list[ClaimedFile] = []
+    try:
+        with open_session(block) as session:
+            downloaded = (
+                _fetch(session, path, local_path, claimed)
+                if claim
+                else _fetch_in_place(session, path, local_path)
+            )
+    except ImportJobError:
+        local_path.unlink(missing_ok=True)
+        for file in claimed:  # a download that failed leaves the file where it was found
+            _unclaim(block, file)
+        raise
     if downloaded is not None:
         _run_logger().info(
             "Downloaded %r%s (%d bytes, sha256 %s).",
@@ -242,10 +252,27 @@ def fetch_file(connection: str, path: str, local_dir: Path, *, claim: bool) -> D
     return downloaded
 
 
-def _fetch(session: FileSession, path: str, local_path: Path) -> Downloaded | None:
+def _unclaim(block: FtpConnection, claimed: ClaimedFile) -> None:
+    folder = posixpath.dirname(claimed.original.path) or "."
+    try:
+        with open_session(block) as session:
+            session.move(claimed.claimed_path, folder)
+    except ImportJobError as exc:
+        _run_logger().warning(
+            "%r stays claimed as %r (%s); the next run takes it up first.",
+            claimed.original.path,
+            claimed.claimed_path,
+            exc,
+        )
+
+
+def _fetch(
+    session: FileSession, path: str, local_path: Path, claimed_into: list[ClaimedFile]
+) -> Downloaded | None:
     claimed = session.claim(path)
     if claimed is None:
         return None
+    claimed_into.append(claimed)
     remote, sha256 = session.download(claimed.claimed_path, local_path)
     # The facts are those of the bytes downloaded; the path is the one the file was listed under.
     original = replace(remote, path=claimed.original.path)

@@ -106,9 +106,11 @@ def test_a_run_killed_between_commit_and_move_is_completed_by_the_next_run_exact
             child.kill()
             child.wait()
 
-    # What the kill left: a.csv committed and ledgered but still in inbound; the run "RUNNING".
+    # What the kill left: a.csv committed and ledgered but not moved, still claimed (renamed into the
+    # claim folder beside inbound before its download); the run "RUNNING".
     assert marker.read_text() == "in/a.csv"
-    assert files_in(root, "in") == sorted(FILES)
+    assert files_in(root, "in") == sorted(FILES)[1:]
+    assert files_in(root, "in/.datahub-claimed") == ["a.csv"]
     assert table(hub_url, "SELECT path, moved_to FROM datahub_ledger") == [("in/a.csv", None)]
     assert table(hub_url, "SELECT count(*) FROM products") == [(40,)]
     assert table(hub_url, "SELECT status, finished_at FROM datahub_runs") == [("RUNNING", None)]
@@ -124,6 +126,7 @@ def test_a_run_killed_between_commit_and_move_is_completed_by_the_next_run_exact
         ]
     )
     assert files_in(root, "in") == []
+    assert files_in(root, "in/.datahub-claimed") == []  # the leftover was taken up first
     assert files_in(root, "out") == sorted(FILES)  # none lost, none doubled
     assert sorted(table(hub_url, "SELECT path, moved_to FROM datahub_ledger")) == [
         (f"in/{name}", f"out/{name}") for name in sorted(FILES)
