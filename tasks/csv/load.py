@@ -45,7 +45,7 @@ def import_csv_file(
     finally:
         for leftover in source.local_path.parent.glob(source.local_path.name + ".utf8"):
             leftover.unlink(missing_ok=True)
-    if report.status != "FAILED" and report.rows_read == 0:
+    if report.status in ("SUCCESS", "PARTIAL") and report.rows_read == 0:
         report.message = "The file has a header and no data rows."
     return report, rejects
 

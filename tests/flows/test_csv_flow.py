@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from blocks.database import DatabaseConnection
 from flows.import_csv_from_ftp import CsvImportJob, check_job_connection, import_csv_from_ftp
+from tasks.files import CLAIM_DIR
 from tasks.run.report import ImportReport
 from tests.fixtures_servers import make_block
 from tests.flows.hub import rows, run_for_report
@@ -109,7 +110,8 @@ def test_bulk_run_loads_good_files_moves_them_and_fails_the_bad_one(
     assert "csv.delimiter: ','" in wrong.message
     assert sorted(p.name for p in (ftp_root / "out").iterdir()) == ["a.csv", "c.csv"]
     assert [p.name for p in (ftp_root / "failed").iterdir()] == ["b.csv"]
-    assert list((ftp_root / "in").iterdir()) == []
+    assert [p.name for p in (ftp_root / "in").iterdir()] == [CLAIM_DIR]  # the claim folder stays
+    assert list((ftp_root / "in" / CLAIM_DIR).iterdir()) == []
     assert rows(hub[1], 'SELECT "variantExternalId" FROM variants ORDER BY 1') == [
         ("V1",),
         ("V2",),

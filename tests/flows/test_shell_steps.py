@@ -20,6 +20,7 @@ from blocks.database import DatabaseConnection
 from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
 from flows.run_shell_job import ShellJob, run_shell_job
+from tasks.files import CLAIM_DIR
 from tests.fixtures_servers import make_block
 from tests.flows.hub import rows, run_for_report
 
@@ -139,7 +140,7 @@ def test_bulk_gz_files_are_unpacked_before_and_counted_after(
         ("in/b.csv.gz", "out/b.csv.gz"),
     ]
     assert sorted(p.name for p in (ftp_root / "out").iterdir()) == ["a.csv.gz", "b.csv.gz"]
-    assert [p.name for p in (ftp_root / "in").iterdir()] == ["ignored.csv"]
+    assert [p.name for p in (ftp_root / "in").iterdir() if p.name != CLAIM_DIR] == ["ignored.csv"]
     assert counts.read_text().splitlines() == [
         job.name,
         "products",
@@ -193,7 +194,7 @@ def test_a_failing_before_step_fails_the_file_and_leaves_it_in_inbound(
     assert "not in gzip format" in file.message  # gunzip's stderr
     assert "exited with code 1" in (state.message or "")
     assert file.moved_to is None
-    assert [p.name for p in (ftp_root / "in").iterdir()] == ["a.csv.gz"]
+    assert [p.name for p in (ftp_root / "in").iterdir() if p.name != CLAIM_DIR] == ["a.csv.gz"]
     assert list((ftp_root / "failed").iterdir()) == []
     assert rows(hub[1], "SELECT count(*) FROM datahub_ledger") == [(0,)]
     assert rows(hub[1], "SELECT job, status FROM datahub_runs") == [(job.name, "FAILED")]

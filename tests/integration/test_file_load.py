@@ -48,6 +48,7 @@ class Hub:
         batch_rows: int = 200_000,
         encoding: Encoding = "utf-8",
         delimiter: Literal[",", ";"] = ",",
+        force: bool = True,
     ) -> tuple[FileReport, list[Reject]]:
         path = self.folder / name
         path.write_text(text, encoding=encoding, newline="")
@@ -60,6 +61,9 @@ class Hub:
             mapping=mapping,
             formats=CellFormats(),
             reject_threshold_percent=threshold,
+            # These tests load the same content again on purpose (the merge is what they check): as a
+            # job's `force` would. Without it the load's own transaction skips a content already loaded.
+            force=force,
         )
         return import_csv_file(
             self.engine,
@@ -155,6 +159,16 @@ def test_first_load_inserts_typed_rows(hub: Hub) -> None:
             None,
             ["123"],
         ]
+
+
+def test_the_load_skips_a_content_the_job_loaded_already_unless_forced(hub: Hub) -> None:
+    hub.load(VARIANTS, "variants", name="first.csv")
+
+    report, _ = hub.load(VARIANTS, "variants", name="again.csv", force=False)
+
+    assert report.status == "SKIPPED"
+    assert "same content as /in/first.csv" in report.message
+    assert (report.rows_read, report.inserted, report.updated, report.unchanged) == (0, 0, 0, 0)
 
 
 def test_reloading_the_same_file_changes_nothing(hub: Hub) -> None:
