@@ -28,6 +28,7 @@ from tasks.hub.contract import (
     TOO_LONG,
     TOO_MANY_FIELDS,
     WRONG_FORMAT,
+    reserved_columns,
 )
 from tasks.hub.entities import (
     CUSTOM_FIELD_PREFIX,
@@ -113,6 +114,7 @@ __all__ = [
     "prepare_hub",
     "record_move",
     "record_skipped_copy",
+    "reserved_columns",
     "running_run",
     "start_run",
     "validate_batch",
