@@ -51,7 +51,7 @@ from tasks.api.http import (
 )
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.api.paging import walk_pages
-from tasks.api.spool import Spool, SpoolWriter, export_spool
+from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
 from tasks.errors import SourceRejectedError, SourceUnavailableError
 from tasks.ui_schema import FormModel
 
@@ -192,6 +192,8 @@ def _run(
     job_name: str,
     feed: RecordFeed | None,
 ) -> CallOutcome:
+    if isinstance(call.pattern, PagingPattern) and call.pattern.export_pages_to:
+        export_folder(call.pattern.export_pages_to)  # refused before any page is fetched
     connection = load_block(ApiConnection, connection_name)
     if http.timeout_seconds is not None:
         connection = connection.model_copy(update={"timeout_seconds": http.timeout_seconds})

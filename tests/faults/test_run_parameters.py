@@ -107,7 +107,6 @@ def _paging_job(server: HTTPServer, hub_url: str, export_to: str) -> ApiImportJo
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 4: export_pages_to writes anywhere")
 @pytest.mark.parametrize("where", ["unset", "outside", "dotdot", "url"])
 def test_export_pages_to_is_refused_outside_the_worker_export_root(
     httpserver: HTTPServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
@@ -133,7 +132,6 @@ def test_export_pages_to_is_refused_outside_the_worker_export_root(
     assert list(root.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 4: export_pages_to writes anywhere")
 def test_export_pages_to_under_the_root_is_kept(
     httpserver: HTTPServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -548,8 +548,9 @@ SEED_PAGING: dict[str, Any] = {
 
 
 def test_concurrent_pages_keep_record_order_and_can_be_exported(
-    threaded_server: HTTPServer, sqlite_url: str, tmp_path: Path
+    threaded_server: HTTPServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DATAHUB_EXPORT_ROOT", str(tmp_path))  # the worker's root exports may go under
     # 40 pages of 5; product 7 appears again on page 30 with another name: the later one must win,
     # which only holds if pages are loaded in order even when the early ones answer last.
     in_flight = {"now": 0, "most": 0}
