@@ -149,7 +149,6 @@ def test_export_pages_to_under_the_root_is_kept(
 # --- finding 5: download URLs from a response ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 5: a download URL may reach any host")
 @pytest.mark.parametrize("how", ["direct", "redirect"])
 def test_a_download_url_on_a_host_not_allowed_is_never_fetched(
     httpserver: HTTPServer,
@@ -176,7 +175,6 @@ def test_a_download_url_on_a_host_not_allowed_is_never_fetched(
     assert SECRET not in _everything(report)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 5: a download URL may reach any host")
 def test_a_private_address_is_refused_unless_the_worker_allows_it(
     httpserver: HTTPServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,7 +193,6 @@ def test_a_private_address_is_refused_unless_the_worker_allows_it(
     assert state.name == "Completed", report.error
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 5: another host's body is quoted in the error")
 def test_an_allowed_other_host_body_is_never_quoted(
     httpserver: HTTPServer, other_host: HTTPServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

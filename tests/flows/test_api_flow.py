@@ -44,6 +44,12 @@ PRODUCT_MAPPING = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _downloads_from_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker's allow for private addresses: these tests' servers are on loopback.
+    monkeypatch.setenv("DATAHUB_DOWNLOAD_ALLOW_PRIVATE", "1")
+
+
 def _product(n: int) -> dict[str, Any]:
     # The seed's response element, shortened.
     return {
@@ -484,8 +490,15 @@ def test_a_post_is_not_sent_again_after_a_read_timeout(
 @pytest.mark.parametrize("auth", ["api_key", "bearer"])
 @pytest.mark.parametrize("trusted", [False, True])
 def test_a_download_on_another_host_gets_no_credentials_unless_trusted(
-    httpserver: HTTPServer, other_host: HTTPServer, sqlite_url: str, auth: str, trusted: bool
+    httpserver: HTTPServer,
+    other_host: HTTPServer,
+    sqlite_url: str,
+    auth: str,
+    trusted: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if not trusted:  # a host the worker lets downloads reach, without the block trusting it
+        monkeypatch.setenv("DATAHUB_DOWNLOAD_HOSTS", f"127.0.0.1:{other_host.port}")
     secret = SecretStr(API_KEY)
     block = ApiConnection(
         base_url=httpserver.url_for("/"),
