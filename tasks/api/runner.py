@@ -43,6 +43,7 @@ from tasks.api.feed import RecordFeed
 from tasks.api.hosts import DownloadGuard
 from tasks.api.http import (
     DEFAULT_MAX_BYTES,
+    ConnectionAuth,
     Download,
     RetryPolicy,
     decode_json,
@@ -51,7 +52,6 @@ from tasks.api.http import (
     safe_url,
     send,
 )
-from tasks.api.http.auth import ConnectionAuth
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.api.paging import walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
