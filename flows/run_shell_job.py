@@ -53,7 +53,10 @@ class ShellJob(JobModel):
 
 @flow(name="run-shell-job", flow_run_name="{job.name}", validate_parameters=True)
 def run_shell_job(job: ShellJob) -> State:
-    """Run the job's Shell Operation block; fail with the command, exit code and stderr tail if it fails."""
+    """Run the job's Shell Operation block; fail with the block, exit code and stderr tail if it fails.
+
+    The worker's `DATAHUB_SHELL_BLOCKS` decides which blocks may run (see `tasks.shell`).
+    """
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     step = ShellStep(block=job.operation, timeout_seconds=job.timeout_seconds)
     env = {"DATAHUB_JOB": job.name, "DATAHUB_RUN_ID": run_id}
@@ -65,7 +68,7 @@ def run_shell_job(job: ShellJob) -> State:
     last = result.output[-1] if result.output else ""
     _publish(
         job,
-        f"# {job.name}: SUCCESS\n\n`{result.command}` exited 0 in {result.seconds:.1f} s; "
+        f"# {job.name}: SUCCESS\n\n{result.command} exited 0 in {result.seconds:.1f} s; "
         f"{len(result.output)} line(s) of output, the last: `{last[:200]}`.\n",
     )
     return Completed(message=f"{job.operation}: exit code 0 in {result.seconds:.1f} s", data=result.output)

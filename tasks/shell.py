@@ -9,21 +9,35 @@ variables, never spliced into the command text.
   (`DATAHUB_WORK_DIR`) holding only that file (`DATAHUB_FILE`). The job then reads, in this order:
   `DATAHUB_OUTPUT` if the step wrote it; else the one new file the step left in the folder
   (`gunzip "$DATAHUB_FILE"`); else `DATAHUB_FILE` itself (changed in place, or not at all).
-  Anything else (the file gone and nothing new, or several new files) fails the file.
+  Anything else (the file gone and nothing new, or several new files) fails the file. The file read
+  must be a regular file with one link, opened without following a link on the way from the folder
+  (`O_NOFOLLOW`, checked on the open descriptor): `unzip` of a hostile archive can leave a link to any
+  file the worker may read. What the job reads is a copy taken from that descriptor, so nothing the
+  step left running can swap the file afterwards.
 - `after_import` runs once per run after the load, on SUCCESS (and PARTIAL with `also_on_partial`),
   with the run's facts (`run_facts`).
 
+Which blocks a run may name is the worker's choice, never the run's: on a self-hosted server whoever
+can start a run can also edit blocks and deployments, so `DATAHUB_SHELL_BLOCKS` (in the worker's
+environment: comma-separated block names or `fnmatch` patterns) lists them; unset, only the blocks the
+project ships (`SHIPPED_SHELL_BLOCKS`) may run. A block's command text may hold a credential, so it is
+never logged or reported whole: messages name the block, its first program and a digest of the text.
+
 `ShellOperation` has no timeout of its own: `run_shell_step` triggers it, kills its whole process
 group (the shell runs in a session of its own) once `timeout_seconds` pass, and turns a non-zero exit
-into a `ShellStepError` carrying the command, the exit code and the last lines of stderr.
+into a `ShellStepError` carrying the block, the exit code and the last lines of stderr.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -49,9 +63,10 @@ __all__ = [
     "ShellStep",
     "StepResult",
     "after_import",
+    "allowed_shell_blocks",
     "before_import",
     "chosen_file",
-    "command_text",
+    "command_label",
     "failure_message",
     "run_facts",
     "run_shell_step",
@@ -60,7 +75,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 10
-COMMAND_SHOWN_CHARS = 300
+SHELL_BLOCKS_VAR = "DATAHUB_SHELL_BLOCKS"
+# The Shell Operation blocks prefect.yaml's deployments name: what a worker runs when it lists none.
+SHIPPED_SHELL_BLOCKS = ("shop-reindex",)
+# A first word shown in messages: a plain program name or path (never `TOKEN=... cmd`, never quoted text).
+PROGRAM = re.compile(r"[A-Za-z0-9_./-]{1,64}")
 KILL_GRACE_SECONDS = 3.0
 # The log prefix prefect-shell writes before each output line; we set it so stderr lines can be told apart.
 LOG_PREFIX = "PID {pid} {label}:\n"
@@ -115,10 +134,37 @@ class StepResult:
     seconds: float
 
 
-def command_text(commands: list[str]) -> str:
-    """Return a block's commands on one line, shortened for messages."""
-    text = "; ".join(line.strip() for line in commands if line.strip())
-    return text if len(text) <= COMMAND_SHOWN_CHARS else text[: COMMAND_SHOWN_CHARS - 1] + "…"
+def command_label(commands: list[str]) -> str:
+    """Return how messages name a block's commands: its first program and a digest, never the text.
+
+    The text may hold a credential (`curl -H "Authorization: ..."`); the digest still tells two versions
+    of the block apart.
+    """
+    lines = [line.strip() for line in commands if line.strip()]
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+    first = lines[0].split()[0] if lines else ""
+    shown = f"{first} … " if PROGRAM.fullmatch(first) else "… "
+    return f"{shown}({len(lines)} line(s), sha256 {digest})"
+
+
+def allowed_shell_blocks() -> list[str]:
+    """Return the block names (or `fnmatch` patterns) this worker runs: `DATAHUB_SHELL_BLOCKS`, or the shipped ones."""
+    listed = os.environ.get(SHELL_BLOCKS_VAR)
+    if listed is None:
+        return list(SHIPPED_SHELL_BLOCKS)
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
+def _check_allowed(name: str, label: str) -> None:
+    allowed = allowed_shell_blocks()
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed):
+        return
+    raise ShellStepError(
+        f"{label} step: this worker does not run the Shell Operation block {name!r}: a run's parameters "
+        "may name any block, so the worker's environment lists the blocks it runs. Add the name to "
+        f"`{SHELL_BLOCKS_VAR}` on the worker (comma-separated names or patterns; now: "
+        f"{', '.join(allowed) or 'none'}), or name an allowed block."
+    )
 
 
 def failure_message(
@@ -145,7 +191,7 @@ def failure_message(
     tail = stderr[-STDERR_TAIL_LINES:]
     shown = "\n".join(f"  {line}" for line in tail) if tail else "  (nothing)"
     return (
-        f"{label} step {block!r} (command: `{command}`) {what} Its output is in the run's logs. "
+        f"{label} step {block!r} (command: {command}) {what} Its output is in the run's logs. "
         f"Last lines of stderr:\n{shown}"
     )
 
@@ -205,6 +251,7 @@ def _close_pipes(process: Any) -> None:
 def _load_operation(name: str, label: str) -> Any:
     from prefect_shell import ShellOperation
 
+    _check_allowed(name, label)  # before loading: a refused block's commands are never read
     try:
         block = ShellOperation.load(name)
     except ValueError as exc:
@@ -224,10 +271,10 @@ def run_shell_step(
     """Run the step's Shell Operation block with `env` added; kill it past its timeout.
 
     `working_dir` applies only when the block sets none. Raises `ShellStepError` on a non-zero exit,
-    a timeout or a missing block; the output is in the run's logs either way.
+    a timeout, a missing block or one the worker does not allow; the output is in the run's logs either way.
     """
     block = _load_operation(step.block, label)
-    command = command_text(block.commands)
+    command = command_label(block.commands)
     operation = block.model_copy(
         update={
             "env": {**block.env, **env},
@@ -237,7 +284,7 @@ def run_shell_step(
         }
     )
     log = _run_logger()
-    log.info("%s step %r: running `%s` (timeout %g s).", label, step.block, command, step.timeout_seconds)
+    log.info("%s step %r: running %s (timeout %g s).", label, step.block, command, step.timeout_seconds)
     started = time.monotonic()
     timed_out = threading.Event()
     with operation:
@@ -305,6 +352,48 @@ def chosen_file(original: Path, output: Path, before: set[Path], after: set[Path
     )
 
 
+def _open_regular(work: Path, chosen: Path) -> int:
+    """Open `chosen` inside `work` following no link on the way; return its descriptor if it is one regular file.
+
+    The checks are made on the open descriptor: a check of the path before opening it could be raced.
+    """
+    parts = chosen.relative_to(work).parts
+    no_link = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    shown = "/".join(parts)
+    folder = os.open(work, no_link | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, no_link | os.O_DIRECTORY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # O_NONBLOCK: a FIFO the step left must fail below, not block the run on open.
+        fd = os.open(parts[-1], no_link | os.O_NONBLOCK, dir_fd=folder)
+    except OSError as exc:
+        raise BadFileError(
+            f"the before_import step left {shown!r} as a symbolic link (or under one): the job never reads "
+            f"where a link points ({exc.strerror}). Have the step write a regular file (e.g. refuse links "
+            "when unpacking), or copy the data to `$DATAHUB_OUTPUT`."
+        ) from exc
+    finally:
+        os.close(folder)
+    facts = os.fstat(fd)
+    if not stat.S_ISREG(facts.st_mode) or facts.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(facts.st_mode) else f"{facts.st_nlink} hard links"
+        raise BadFileError(
+            f"the before_import step left {shown!r} with {what}: the job reads only a regular file with one "
+            "link (a hard link is a second name of another file). Have the step write a new file, or copy "
+            "the data to `$DATAHUB_OUTPUT`."
+        )
+    return fd
+
+
+def _copy_out(fd: int, destination: Path) -> None:
+    # `x`: a fresh file of our own, never one something else already put there.
+    with os.fdopen(fd, "rb") as source, destination.open("xb") as copy:
+        shutil.copyfileobj(source, copy, 1 << 20)
+
+
 def _files_under(folder: Path) -> set[Path]:
     return {path for path in folder.rglob("*") if path.is_file()}
 
@@ -314,12 +403,14 @@ def before_import(step: ShellStep | None, local_path: Path, facts: dict[str, str
     """Run `step` on a downloaded file and yield the file to read; without a step yield the file itself.
 
     The step runs in a folder of its own next to the file, removed (with whatever the step left there)
-    when the block exits; `local_path` is moved into that folder.
+    when the block exits; `local_path` is moved into that folder. The file yielded is a copy of the one
+    chosen, in a second folder the step never saw.
     """
     if step is None:
         yield local_path
         return
     work = Path(tempfile.mkdtemp(dir=local_path.parent, prefix="step-"))
+    kept = Path(tempfile.mkdtemp(dir=local_path.parent, prefix="read-"))
     try:
         moved = work / local_path.name
         os.replace(local_path, moved)
@@ -333,10 +424,13 @@ def before_import(step: ShellStep | None, local_path: Path, facts: dict[str, str
         }
         run_shell_step(step, "before_import", env, work)
         chosen = chosen_file(moved, output, before, _files_under(work))
+        read = kept / chosen.name
+        _copy_out(_open_regular(work, chosen), read)
         _run_logger().info("before_import: reading %s.", chosen.name)
-        yield chosen
+        yield read
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(kept, ignore_errors=True)
 
 
 def run_facts(report: ImportReport, status: str) -> dict[str, str]:

@@ -4,7 +4,8 @@
   (``${...}`` values, the path, the body, ``since``), resolved against a ``CallContext``.
 - ``http``: the client (auth and masking, TLS), the one retry layer, capped body reads and downloads,
   status messages; ``jsonpath``: compiled JSONPath lookups; ``paging``: walking the pages of a call.
-- ``runner``: ``run_call``, the Prefect task that runs one call; ``check``: the connection check.
+- ``runner``: ``run_call``, the Prefect task that runs one call; ``check``: the connection check;
+  ``hosts``: the hosts a download URL taken from a response may reach (the worker's allow-list).
 - ``spool``, ``feed``: a call's records on disk, or handed page by page to a load running alongside.
 - ``records``: records (and their children) -> batches in the hub's contract.
 - ``pipeline``: the call pipeline: the calls in order, the last one's records loaded (while its pages

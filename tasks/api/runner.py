@@ -9,12 +9,13 @@ captured variables, the spool (or the downloaded file) and the counts for the re
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from prefect import task
@@ -39,8 +40,10 @@ from tasks.api.calls import (
     resolve_value,
 )
 from tasks.api.feed import RecordFeed
+from tasks.api.hosts import DownloadGuard
 from tasks.api.http import (
     DEFAULT_MAX_BYTES,
+    ConnectionAuth,
     Download,
     RetryPolicy,
     decode_json,
@@ -51,8 +54,8 @@ from tasks.api.http import (
 )
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.api.paging import walk_pages
-from tasks.api.spool import Spool, SpoolWriter, export_spool
-from tasks.errors import SourceRejectedError, SourceUnavailableError
+from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
+from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 from tasks.ui_schema import FormModel
 
 
@@ -192,6 +195,8 @@ def _run(
     job_name: str,
     feed: RecordFeed | None,
 ) -> CallOutcome:
+    if isinstance(call.pattern, PagingPattern) and call.pattern.export_pages_to:
+        export_folder(call.pattern.export_pages_to)  # refused before any page is fetched
     connection = load_block(ApiConnection, connection_name)
     if http.timeout_seconds is not None:
         connection = connection.model_copy(update={"timeout_seconds": http.timeout_seconds})
@@ -323,18 +328,31 @@ def _download(
         )
     suffix = "json" if isinstance(pattern.format, JsonFile) else "csv"
     local = work_dir / f"{call.name}-{uuid.uuid4().hex[:8]}.{suffix}"
+    # The client serves this call only: its hooks now hold every request (redirects too) to the allowed hosts.
+    auth = client.auth if isinstance(client.auth, ConnectionAuth) else None
+    DownloadGuard(auth).install(client)
     saved = download(
         client, url.strip(), local, max_bytes=http.max_bytes, deadline=deadline, policy=http.policy()
     )
     if isinstance(pattern.format, JsonFile):
-        body = _read_json_file(saved)
+        body = _read_json_file(
+            saved, quote=auth is not None and auth.may_receive_credentials(httpx.URL(saved.url))
+        )
         local.unlink(missing_ok=True)
         return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern.format.content_path))
     return CallOutcome(body=None, download=DownloadedFile(saved.url, local, saved.size, saved.sha256))
 
 
-def _read_json_file(saved: Download) -> JsonValue:
+def _read_json_file(saved: Download, *, quote: bool) -> JsonValue:
     # A JSON document is parsed whole; its size is capped by `http.max_bytes`.
+    if not quote:  # another host's file: its content is never shown in a message
+        try:
+            return cast("JsonValue", json.loads(saved.path.read_bytes()))
+        except ValueError as exc:
+            raise BadFileError(
+                f"GET {saved.url} answered a file that is not JSON ({type(exc).__name__}); its content is not "
+                "shown, as that host is not the API's own nor a trusted one. Check the download URL the API gave."
+            ) from exc
     request = httpx.Request("GET", saved.url)
     response = httpx.Response(200, content=saved.path.read_bytes(), request=request)
     return decode_json(response)

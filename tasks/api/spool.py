@@ -5,12 +5,19 @@ load task as a parameter) would grow memory with the data. Instead each response
 the one response of a default or retry call) is written as one JSON line of a `.ndjson.gz` file in
 the run's work folder as it arrives; the load then streams the records back a page at a time. The
 same file is what "export pages" keeps: it is copied as is to a folder or an fsspec URL.
+
+Where exports may go is the worker's choice, never the run's: `export_pages_to` is a run parameter
+(whoever can start a run edits it), so it must lie under `DATAHUB_EXPORT_ROOT`, set in the worker's
+environment (a local folder or an fsspec URL). A relative `export_pages_to` is a folder under it.
+Unset, exports are refused.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +27,9 @@ import fsspec  # type: ignore[import-untyped]  # no stubs; one call used
 from tasks.api.calls import records_of
 from tasks.api.jsonpath import JsonValue
 from tasks.api.paging import page_records
-from tasks.errors import SourceUnavailableError
+from tasks.errors import SourceRejectedError, SourceUnavailableError
 
+EXPORT_ROOT_VAR = "DATAHUB_EXPORT_ROOT"
 SUFFIX = ".ndjson.gz"
 COMPRESS_LEVEL = 1  # the file lives minutes; speed matters more than its size
 
@@ -90,9 +98,55 @@ def _one_utf8_line(raw: bytes) -> bool:
     return start in (b"{", b"[") and b"\n" not in raw and b"\r" not in raw
 
 
+def export_folder(destination: str) -> str:
+    """Return the folder `destination` names under the worker's export root; refuse any other place.
+
+    Raises `SourceRejectedError` naming `DATAHUB_EXPORT_ROOT` when it is unset or `destination` leaves it.
+    """
+    root = os.environ.get(EXPORT_ROOT_VAR, "").strip().rstrip("/")
+    why = (
+        "`export_pages_to` is a run parameter (whoever can start a run edits it), so the worker's "
+        f"environment decides where pages may be written: `{EXPORT_ROOT_VAR}`"
+    )
+    if not root:
+        raise SourceRejectedError(
+            f"Exporting the pages to {destination!r} is refused: {why} is not set on this worker. Set it "
+            "to the folder (or fsspec URL) exports may go under, or empty the call's `export_pages_to`."
+        )
+    text = destination.strip()
+    if ".." in text.replace("\\", "/").split("/"):
+        folder = None  # never resolved: a `..` could climb out of the root
+    elif "://" in text or text.startswith("/"):
+        folder = text.rstrip("/")
+    else:
+        folder = f"{root}/{text.strip('/')}" if text.strip("/") else root
+    if folder is None or not _under(folder, root):
+        raise SourceRejectedError(
+            f"Exporting the pages to {destination!r} is refused: it is not under {root!r}, and {why}. "
+            "Give a folder relative to that root (e.g. `exports/shop`), or change "
+            f"`{EXPORT_ROOT_VAR}` on the worker."
+        )
+    return folder
+
+
+def _under(folder: str, root: str) -> bool:
+    protocol, _ = fsspec.core.split_protocol(root)
+    if protocol in (None, "file"):
+        # Local: compared with links resolved, so a link under the root cannot point out of it.
+        if fsspec.core.split_protocol(folder)[0] not in (None, "file"):
+            return False
+        real_root = os.path.realpath(str(fsspec.core.strip_protocol(root)))
+        real = os.path.realpath(str(fsspec.core.strip_protocol(folder)))
+        return os.path.commonpath([real_root, real]) == real_root
+    clean = posixpath.normpath(folder.split("://", 1)[-1]) if "://" in folder else ""
+    base = posixpath.normpath(root.split("://", 1)[-1])
+    same = folder.split("://", 1)[0] == root.split("://", 1)[0]
+    return same and (clean == base or clean.startswith(base + "/"))
+
+
 def export_spool(spool: Spool, destination: str, name: str) -> str:
-    """Copy the spool file to `destination` (a folder or an fsspec URL) as `name`; return where it went."""
-    folder = destination.rstrip("/")
+    """Copy the spool file to `destination` (under the worker's export root) as `name`; return where it went."""
+    folder = export_folder(destination)
     target = f"{folder}/{name}{SUFFIX}"
     try:
         fs, remote = fsspec.core.url_to_fs(target)
@@ -101,6 +155,7 @@ def export_spool(spool: Spool, destination: str, name: str) -> str:
     except (OSError, ValueError, ImportError) as exc:
         raise SourceUnavailableError(
             f"Could not export the pages to {folder!r}: {type(exc).__name__} ({exc}). Check the call's "
-            "`pattern.export_pages_to` (a writable folder, or an fsspec URL whose package is installed)."
+            f"`pattern.export_pages_to` and `{EXPORT_ROOT_VAR}` (a writable folder, or an fsspec URL whose "
+            "package is installed)."
         ) from exc
     return target

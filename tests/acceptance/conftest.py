@@ -317,7 +317,12 @@ def _start_server(
 
 def _start_workers(stack: ExitStack, folder: Path, env: dict[str, str], count: int) -> list[Path]:
     logs = []
-    worker_env = env | {"DATAHUB_PROJECT_DIR": str(ROOT), "PREFECT_WORKER_QUERY_SECONDS": "2"}
+    worker_env = env | {
+        "DATAHUB_PROJECT_DIR": str(ROOT),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        # The sample API serves its files from loopback: the worker allows downloads from it explicitly.
+        "DATAHUB_DOWNLOAD_ALLOW_PRIVATE": "1",
+    }
     cwd = folder / "worker"  # not the project: the deployments' pull step must move there
     cwd.mkdir(exist_ok=True)
     for index in range(1, count + 1):

@@ -44,6 +44,12 @@ PRODUCT_MAPPING = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _downloads_from_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker's allow for private addresses: these tests' servers are on loopback.
+    monkeypatch.setenv("DATAHUB_DOWNLOAD_ALLOW_PRIVATE", "1")
+
+
 def _product(n: int) -> dict[str, Any]:
     # The seed's response element, shortened.
     return {
@@ -484,8 +490,15 @@ def test_a_post_is_not_sent_again_after_a_read_timeout(
 @pytest.mark.parametrize("auth", ["api_key", "bearer"])
 @pytest.mark.parametrize("trusted", [False, True])
 def test_a_download_on_another_host_gets_no_credentials_unless_trusted(
-    httpserver: HTTPServer, other_host: HTTPServer, sqlite_url: str, auth: str, trusted: bool
+    httpserver: HTTPServer,
+    other_host: HTTPServer,
+    sqlite_url: str,
+    auth: str,
+    trusted: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if not trusted:  # a host the worker lets downloads reach, without the block trusting it
+        monkeypatch.setenv("DATAHUB_DOWNLOAD_HOSTS", f"127.0.0.1:{other_host.port}")
     secret = SecretStr(API_KEY)
     block = ApiConnection(
         base_url=httpserver.url_for("/"),
@@ -548,8 +561,9 @@ SEED_PAGING: dict[str, Any] = {
 
 
 def test_concurrent_pages_keep_record_order_and_can_be_exported(
-    threaded_server: HTTPServer, sqlite_url: str, tmp_path: Path
+    threaded_server: HTTPServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("DATAHUB_EXPORT_ROOT", str(tmp_path))  # the worker's root exports may go under
     # 40 pages of 5; product 7 appears again on page 30 with another name: the later one must win,
     # which only holds if pages are loaded in order even when the early ones answer last.
     in_flight = {"now": 0, "most": 0}
