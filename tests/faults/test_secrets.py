@@ -44,6 +44,7 @@ from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from blocks import parse_database_url
 from blocks.api import ApiConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
 from tasks.api.http import open_client, send
@@ -54,7 +55,6 @@ from tests.fixtures_servers import LocalFtp, LocalSftp
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.postgres]
 
-FINDING_7 = "issue 15 finding 7: "
 FTP_PASSWORD = "s3cret-ftp-pw"  # what tests/fixtures_servers.py's servers accept
 WRONG_FTP_PASSWORD = 'Wr0ng/ftp+S3cret="77"'
 DB_PASSWORD = 'Db@S3cret:pw"4242'  # a raw `@` (and `:`) in the URL's password
@@ -149,7 +149,9 @@ def _collect(
     }
     assert logs, "no run logs reached the API"
     if hub_url is not None:
-        parts["run history"] = json.dumps(table(hub_url, "SELECT * FROM datahub_runs"), default=str)
+        # Read back with the password percent-encoded: SQLAlchemy's own parser stops at its raw `@`.
+        readable = parse_database_url(hub_url).render_as_string(hide_password=False)
+        parts["run history"] = json.dumps(table(readable, "SELECT * FROM datahub_runs"), default=str)
     if isinstance(report, ImportReport):
         parts["rejects files"] = "".join(
             Path(f.rejects_file).read_text(encoding="utf-8") for f in report.files if f.rejects_file
@@ -180,7 +182,6 @@ CSV_CASES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + "a database URL with a raw `@` in its password")
 @pytest.mark.parametrize(("server_fixture", "path"), CSV_CASES, ids=[f"{s[:-7]}-{p}" for s, p in CSV_CASES])
 def test_csv_jobs_never_show_a_secret(
     request: pytest.FixtureRequest,
@@ -292,11 +293,6 @@ API_CASES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=FINDING_7 + "the token endpoint's echo of the Basic header, percent-encoded and JSON-escaped "
-    "secrets, a database URL with a raw `@`",
-)
 @pytest.mark.parametrize(("auth", "path"), API_CASES)
 def test_api_jobs_never_show_a_secret(
     httpserver: HTTPServer,
@@ -346,7 +342,6 @@ def test_api_jobs_never_show_a_secret(
 # -- CLI: python -m deployments blocks ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + "a database URL with a raw `@` in its password")
 def test_the_blocks_command_never_shows_a_secret(
     tmp_path: Path, postgres_url: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -382,7 +377,6 @@ def test_the_blocks_command_never_shows_a_secret(
 # -- Each echo on its own, at the HTTP boundary ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + "the token endpoint's echo of the Basic header")
 def test_a_token_endpoint_echoing_the_basic_header_is_masked(httpserver: HTTPServer) -> None:
     def token(request: Request) -> Response:
         echo = {"error": "invalid_client", "authorization": request.headers.get("Authorization")}
@@ -402,7 +396,6 @@ def test_a_token_endpoint_echoing_the_basic_header_is_masked(httpserver: HTTPSer
     assert Evidence({"exception": str(raised.value)}).leaks() == []
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + "a percent-encoded API key echoed by the server")
 def test_a_percent_encoded_api_key_echoed_by_the_server_is_masked(httpserver: HTTPServer) -> None:
     def products(request: Request) -> Response:
         return Response(f"denied: {urlencode({'key': request.headers.get('X-API-Key')})}", status=401)

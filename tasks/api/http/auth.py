@@ -3,7 +3,6 @@ trust (`tls_verify`) that the client and the token endpoint share."""
 
 from __future__ import annotations
 
-import base64
 import ssl
 import threading
 import time
@@ -11,7 +10,7 @@ from collections.abc import Generator
 
 import httpx
 
-from blocks.api import ApiConnection
+from blocks import ApiConnection, basic_pair, mask
 from tasks.api.http.status import safe_url, snippet, status_text
 from tasks.errors import (
     SourceRejectedError,
@@ -70,21 +69,8 @@ class ConnectionAuth(httpx.Auth):
                 request.headers.pop(name, None)
 
     def mask(self, text: str) -> str:
-        """Return `text` with every secret of the block replaced by `***`."""
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        return text
-
-    def _secrets(self) -> list[str]:
-        c = self.connection
-        values = [s.get_secret_value() for s in (c.api_key, c.bearer_token, c.password, c.client_secret) if s]
-        # A server may echo the Authorization header: Basic sends `user:password` (and the OAuth2 token
-        # request `client_id:client_secret`) base64-encoded, which the raw secret does not match.
-        if c.password:
-            values.append(basic_pair(c.username or "", c.password.get_secret_value()))
-        if c.client_secret:
-            values.append(basic_pair(c.client_id or "", c.client_secret.get_secret_value()))
-        return [v for v in values + ([self._token[0]] if self._token else []) if len(v) >= 4]
+        """Return `text` with every secret of the block (and the OAuth2 access token) masked."""
+        return mask(text, [*self.connection.secret_values(), self._token[0] if self._token else None])
 
     def _headers(self) -> dict[str, str]:
         c = self.connection
@@ -108,10 +94,6 @@ class ConnectionAuth(httpx.Auth):
             return self._token[0]
 
 
-def basic_pair(user: str, secret: str) -> str:
-    return base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
-
-
 def fetch_oauth2_token(connection: ApiConnection, label: str) -> tuple[str, float]:
     """Return a client-credentials access token and the monotonic instant to renew it at."""
     url = httpx.URL(connection.token_url or "")
@@ -122,14 +104,17 @@ def fetch_oauth2_token(connection: ApiConnection, label: str) -> tuple[str, floa
         with httpx.Client(timeout=connection.timeout_seconds, verify=tls_verify(connection)) as client:
             response = client.post(url, data=form, auth=(connection.client_id or "", secret))
     except httpx.HTTPError as exc:
-        raise TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({exc}).") from exc
+        detail = mask(str(exc), connection.secret_values())
+        raise TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({detail}).") from exc
     if response.status_code == 429 or response.status_code >= 500:
         raise TokenUnavailableError(f"{where} answered {status_text(response)}. Run the job again later.")
     token = token_field(response) if response.is_success else None
     if token is None:
+        # A careless endpoint echoes the Basic header it refused: the pair is masked with the raw secret.
+        echo = snippet(mask(response.text, connection.secret_values()))
         raise SourceRejectedError(
-            f"{where} answered {status_text(response)} without an access token: {snippet(response.text, [secret])}. "
-            f"Check `token_url`, `client_id`, `client_secret` and `scope` of {label}."
+            f"{where} answered {status_text(response)} without an access token: {echo}. Check"
+            f" `token_url`, `client_id`, `client_secret` and `scope` of {label}."
         )
     lifetime = expires_in(response)
     return token, time.monotonic() + max(lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 10), 0.0)
