@@ -1,7 +1,8 @@
 """The connection to a REST API that API import jobs call: base URL, authentication and TLS settings.
 
 The block only holds settings; ``tasks/api/http/`` opens clients with it, attaches the credentials (only
-for the API's own host and the hosts listed in ``trusted_hosts``) and translates errors.
+for the API's own host and the hosts listed in ``trusted_hosts``, over https only unless ``base_url`` is
+http) and translates errors.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class ApiConnection(Block):
     trusted_hosts: list[str] = Field(
         default_factory=list,
         description="Other hosts (`host` or `host:port`) that may receive the credentials, e.g. a file "
-        "download host. Any other host gets no credentials.",
+        "download host; over https only when `base_url` is https. Any other host gets no credentials.",
     )
 
     @model_validator(mode="after")

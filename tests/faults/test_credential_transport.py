@@ -26,7 +26,6 @@ from tasks.api.http import open_client, send
 from tasks.errors import SourceRejectedError
 from tests.fixtures_servers import TlsFiles
 
-FINDING_7 = "issue 15 finding 7: credentials are sent over plain http to an https API's host"
 API_KEY = "Api-K3y-over-https-only"
 BEARER = "B3arer-over-https-only"
 CLIENT_SECRET = "Cl1ent-S3cret-over-https-only"
@@ -146,7 +145,6 @@ def _credentials_in(seen: list[Seen]) -> list[str]:
     return found + [f"{s.path}: Authorization" for s in seen if "Authorization" in s.headers]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + " (redirect to another scheme, same port)")
 def test_an_https_api_key_is_not_sent_after_a_redirect_to_http_on_the_same_port(
     dual_servers: tuple[DualServer, DualServer], tls_files: TlsFiles
 ) -> None:
@@ -160,7 +158,6 @@ def test_an_https_api_key_is_not_sent_after_a_redirect_to_http_on_the_same_port(
     assert _credentials_in(server.plain_requests()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + " (a trusted host over http, another port)")
 def test_an_https_api_key_is_not_sent_to_a_trusted_host_over_http(
     dual_servers: tuple[DualServer, DualServer], tls_files: TlsFiles
 ) -> None:
@@ -175,7 +172,6 @@ def test_an_https_api_key_is_not_sent_to_a_trusted_host_over_http(
     assert [s.headers.get("X-API-Key") for s in other.seen if s.scheme == "https"] == [API_KEY]
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + " (an absolute http URL to the base host and port)")
 def test_an_https_bearer_token_is_not_sent_to_an_http_url_of_the_base_host(
     dual_servers: tuple[DualServer, DualServer], tls_files: TlsFiles
 ) -> None:
@@ -187,7 +183,6 @@ def test_an_https_bearer_token_is_not_sent_to_an_http_url_of_the_base_host(
     assert _credentials_in(server.plain_requests()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=FINDING_7 + " (an http token endpoint gets the client secret)")
 def test_an_https_api_does_not_send_its_client_secret_to_an_http_token_endpoint(
     dual_servers: tuple[DualServer, DualServer], tls_files: TlsFiles
 ) -> None:
