@@ -1,7 +1,8 @@
 """The connection to a REST API that API import jobs call: base URL, authentication and TLS settings.
 
 The block only holds settings; ``tasks/api/http/`` opens clients with it, attaches the credentials (only
-for the API's own host and the hosts listed in ``trusted_hosts``) and translates errors.
+for the API's own host and the hosts listed in ``trusted_hosts``, over https only unless ``base_url`` is
+http) and translates errors.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Literal
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, model_validator
+
+from blocks.masking import basic_pair
 
 AuthMode = Literal["none", "api_key", "bearer", "basic", "oauth2_client_credentials"]
 
@@ -82,7 +85,7 @@ class ApiConnection(Block):
     trusted_hosts: list[str] = Field(
         default_factory=list,
         description="Other hosts (`host` or `host:port`) that may receive the credentials, e.g. a file "
-        "download host. Any other host gets no credentials.",
+        "download host; over https only when `base_url` is https. Any other host gets no credentials.",
     )
 
     @model_validator(mode="after")
@@ -91,3 +94,20 @@ class ApiConnection(Block):
         if missing:
             raise ValueError(f"auth {self.auth!r} needs `{'`, `'.join(missing)}`: set it on the block")
         return self
+
+    def secret_values(self) -> list[str]:
+        """Return the block's secrets for `blocks.masking.mask`, with the Basic pairs they are sent in.
+
+        Basic auth (and the OAuth2 client's login at the token endpoint) sends `user:secret` base64-encoded,
+        which the raw secret does not match when a server echoes the header.
+        """
+        values = [
+            s.get_secret_value()
+            for s in (self.api_key, self.bearer_token, self.password, self.client_secret)
+            if s
+        ]
+        if self.password:
+            values.append(basic_pair(self.username or "", self.password.get_secret_value()))
+        if self.client_secret:
+            values.append(basic_pair(self.client_id or "", self.client_secret.get_secret_value()))
+        return values

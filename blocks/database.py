@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
 from prefect.blocks.core import Block
@@ -12,6 +13,7 @@ from pydantic import Field, SecretStr
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from blocks.masking import mask
 from blocks.run_cache import load_block
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -57,16 +59,42 @@ class DatabaseConnection(Block):
         """Return the URL to connect with (secret: never log it)."""
         return self.url.get_secret_value() if self.url is not None else embedded_sqlite_url()
 
+    def secret_values(self) -> list[str]:
+        """Return the URL's password (decoded), for `blocks.masking.mask`; [] when it has none."""
+        password = parse_database_url(self.sqlalchemy_url()).password
+        return [password] if password else []
+
     def display_url(self) -> str:
         """Return the URL with its password masked, safe for logs and reports."""
-        return make_url(self.sqlalchemy_url()).render_as_string(hide_password=True)
+        shown = parse_database_url(self.sqlalchemy_url()).render_as_string(hide_password=True)
+        # A query option may repeat the password (e.g. a libpq `password=`): mask it wherever it shows.
+        return mask(shown, self.secret_values())
 
     def engine(self) -> sa.Engine:
         """Return a new engine; SQLite gets real transactions and on-disk temporary storage."""
-        url = make_url(self.sqlalchemy_url())
+        url = parse_database_url(self.sqlalchemy_url())
         if url.get_backend_name() == "sqlite":
             return _sqlite_engine(url, echo=self.echo_sql, busy_seconds=self.sqlite_busy_timeout_minutes * 60)
         return sa.create_engine(url, echo=self.echo_sql, pool_pre_ping=True)
+
+
+def parse_database_url(text: str) -> sa.URL:
+    """Return the SQLAlchemy URL of `text`, its user info ending at the last `@` before the host.
+
+    SQLAlchemy's own pattern ends the password at its first `@`, so a password with a raw `@` left its
+    tail in the host name (shown in messages, and no such host to connect to). Here the host part is
+    found as a URL parser does (up to the first `/`, `?` or `#`, after the last `@`), and the user and
+    password are percent-encoded again before SQLAlchemy reads them. A raw `/`, `?` or `#` in a password
+    still has to be percent-encoded, as in any URL.
+    """
+    scheme, sep, rest = text.partition("://")
+    end = min([i for i in map(rest.find, "/?#") if i >= 0], default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not sep or not at:
+        return make_url(text)
+    user, colon, password = userinfo.partition(":")
+    login = quote(unquote(user), safe="") + (":" + quote(unquote(password), safe="") if colon else "")
+    return make_url(f"{scheme}://{login}@{host}{rest[end:]}")
 
 
 def _sqlite_engine(url: sa.URL, *, echo: bool, busy_seconds: float) -> sa.Engine:

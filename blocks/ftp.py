@@ -82,6 +82,10 @@ class FtpConnection(Block):
         """Return the configured port, or the protocol's default when none is set."""
         return self.port if self.port is not None else DEFAULT_PORTS[self.protocol]
 
+    def secret_values(self) -> list[str]:
+        """Return the block's secrets for `blocks.masking.mask`: the password."""
+        return [self.password.get_secret_value()]
+
     def describe(self) -> str:
         """Return a URL-like label for messages, e.g. ``sftp://user@host:22/root``, without the password."""
         root = "/" + self.root_dir.strip("/") if self.root_dir.strip("/") else ""

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 from blocks.api import ApiConnection
 from blocks.database import DatabaseConnection
 from blocks.ftp import FtpConnection
+from blocks.masking import mask
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_FILE = PROJECT_ROOT / "blocks.local.yaml"
@@ -144,12 +145,13 @@ def block_settings(
 
 def describe(block: Block) -> str:
     """Return a description of a block without its secrets."""
+    # Masked again whole: a secret pasted into a plain field (a base URL's query, a host) must not show.
     if isinstance(block, FtpConnection):
-        return block.describe()
+        return mask(block.describe(), block.secret_values())
     if isinstance(block, DatabaseConnection):
         return block.display_url()
     if isinstance(block, ApiConnection):
-        return f"{block.base_url} (auth {block.auth})"
+        return mask(f"{block.base_url} (auth {block.auth})", block.secret_values())
     if isinstance(block, ShellOperation):
         return f"{len(block.commands)} command(s)"  # not their text: a command line may hold a secret
     return type(block).__name__

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from blocks.ftp import FtpConnection
+from blocks import FtpConnection, mask
 from tasks.errors import ImportJobError, SourceRejectedError, SourceUnavailableError
 
 # Errors the transport libraries raise for network, protocol and server answers; anything else is a bug.
@@ -31,8 +31,9 @@ def block_label(connection: FtpConnection) -> str:
     return f"block {name!r}" if name else "the connection block"
 
 
-def short_reason(exc: BaseException) -> str:
-    text = str(exc).strip().rstrip(".") or type(exc).__name__
+def short_reason(exc: BaseException, secrets: list[str]) -> str:
+    # Masked before it is cut: a secret cut in half at the end would no longer match.
+    text = mask(str(exc), secrets).strip().rstrip(".") or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
 
 
@@ -161,9 +162,8 @@ def translate_error(
     fix: str = "",
 ) -> ImportJobError:
     """Return the project error for a library error: what failed (DNS, refused, login, TLS...) and the fix."""
-    password = connection.password.get_secret_value()
     # No server reply or library text may carry the password into a message; our own wording never does.
-    detail = short_reason(exc).replace(password, "***") if password else short_reason(exc)
+    detail = short_reason(exc, connection.secret_values())
     return _classify(_Failure(connection, exc, detail, action, path, fix))
 
 

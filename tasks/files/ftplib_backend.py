@@ -203,7 +203,7 @@ def tls_context(connection: FtpConnection) -> ssl.SSLContext:
         )
     except (OSError, ssl.SSLError) as exc:
         raise SourceRejectedError(
-            f"Cannot read the CA file {connection.ca_bundle!r} ({short_reason(exc)}); set `ca_bundle` of "
+            f"Cannot read the CA file {connection.ca_bundle!r} ({short_reason(exc, connection.secret_values())}); set `ca_bundle` of "
             f"{block_label(connection)} to a readable PEM file."
         ) from exc
     context.check_hostname = connection.tls_verify_hostname and not connection.insecure_skip_tls_verify

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from blocks import mask
 from tasks.errors import SourceUnavailableError
 from tasks.hub.schema import ensure_system_tables, ledger, runs
 
@@ -56,8 +57,12 @@ def prepare_hub(engine: sa.Engine) -> None:
         with engine.begin() as conn:
             ensure_system_tables(conn)
     except sa.exc.OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
-        reason = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+        # The driver's text may quote the URL or its password; masked before it is cut.
+        secrets = [engine.url.password if isinstance(engine.url.password, str) else None]
+        where = mask(engine.url.render_as_string(hide_password=True), secrets)
+        reason = (
+            mask(str(exc.orig), secrets).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+        )
         raise SourceUnavailableError(
             f"Cannot reach the hub database {where}: {reason}. Check that it is up and the URL of the "
             "job's Hub Database block; nothing was imported, run the job again once it answers."

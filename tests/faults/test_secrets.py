@@ -3,10 +3,16 @@ path, and everything a person or a log collector could read afterwards is search
 
 Job kinds: CSV over FTP, FTPS and SFTP (password); REST API with an API key, a bearer token, basic
 auth and OAuth2 client credentials (client secret, and the access token the token endpoint issues);
-a PostgreSQL hub whose URL holds a password (the test server trusts any password). What is searched:
-the Prefect run logs read back from the API, Python logging (Prefect's loggers included), stdout and
-stderr, the returned report, the run's artifacts, the final state's message and exception, the
-flow-run parameters stored by the server, the run history and rejects files in the hub.
+a PostgreSQL hub whose URL holds a password with a raw `@` (the test server trusts any password). What
+is searched: the Prefect run logs read back from the API, Python logging at DEBUG (Prefect's loggers
+included), stdout and stderr, the returned report, the run's artifacts, the final state's message and
+exception, the flow-run parameters stored by the server, the run history and rejects files in the hub,
+and the output of `python -m deployments blocks`.
+
+Each secret is searched in five forms (`Evidence.leaks`): raw, inside a Basic pair (base64 of
+`user:secret`), percent-encoded, JSON-escaped, and (the database's) inside a URL that holds it raw. The
+secrets hold characters that these encodings change (`/`, `+`, `=`, `"`, `\\`, `&`, `@`), and the careless
+test servers echo what they were sent in several of those forms.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus, urlencode
 from uuid import UUID
 
 import pytest
@@ -36,8 +44,11 @@ from pydantic import SecretStr
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from blocks import parse_database_url
 from blocks.api import ApiConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
+from tasks.api.http import open_client, send
+from tasks.errors import SourceRejectedError
 from tasks.run.report import ImportReport, report_of
 from tests.faults.harness import csv_job, make_folders, products_csv, save_ftp_block, save_hub, table
 from tests.fixtures_servers import LocalFtp, LocalSftp
@@ -45,12 +56,12 @@ from tests.fixtures_servers import LocalFtp, LocalSftp
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.postgres]
 
 FTP_PASSWORD = "s3cret-ftp-pw"  # what tests/fixtures_servers.py's servers accept
-WRONG_FTP_PASSWORD = "Wr0ng-ftp-S3cret-77"
-DB_PASSWORD = "Db-S3cret-pw-4242"
-API_KEY = "Api-K3y-S3cret-1111"
+WRONG_FTP_PASSWORD = 'Wr0ng/ftp+S3cret="77"'
+DB_PASSWORD = 'Db@S3cret:pw"4242'  # a raw `@` (and `:`) in the URL's password
+API_KEY = 'Api/K3y+S3cret="1111"'
 BEARER = "B3arer-T0ken-S3cret-2222"
-BASIC_PASSWORD = "Bas1c-Pa55-S3cret-3333"
-CLIENT_SECRET = "Cl1ent-S3cret-4444"
+BASIC_PASSWORD = "Bas1c/Pa55+S3cret\\3333"
+CLIENT_SECRET = 'Cl1ent&S3cret="4444"'
 ACCESS_TOKEN = "Acc3ss-T0ken-S3cret-5555"
 # Basic auth (API basic, and the OAuth2 client's login at the token endpoint) sends base64(user:secret).
 BASIC_PAIR = base64.b64encode(f"hub:{BASIC_PASSWORD}".encode()).decode()
@@ -76,14 +87,25 @@ class Evidence:
     parts: dict[str, str]
 
     def leaks(self) -> list[str]:
-        """Return where a secret (or the first half of one) shows."""
-        # A secret is searched whole and by its distinctive half (a truncated message still leaks it).
+        """Return where a secret, in any of its forms (or the first or last half of one), shows."""
+        # Whole and by its distinctive halves: a truncated message still leaks it, and a URL parsed at
+        # the wrong `@` shows a password's tail.
         found = []
         for where, text in self.parts.items():
             for secret in ALL_SECRETS:
-                if secret in text or secret[: len(secret) // 2 + 2] in text:
-                    found.append(f"{secret!r} in {where}")
+                for form in secret_forms(secret):
+                    half = len(form) // 2 + 2
+                    if form in text or form[:half] in text or form[-half:] in text:
+                        found.append(f"{secret!r} as {form!r} in {where}")
+                        break
         return found
+
+
+def secret_forms(secret: str) -> set[str]:
+    """Return the forms a secret can show in: raw, percent-encoded, JSON-escaped (once, and twice for JSON
+    inside JSON, as the evidence itself is partly JSON)."""
+    escaped = json.dumps(secret)[1:-1]
+    return {secret, quote(secret, safe=""), quote_plus(secret), escaped, json.dumps(escaped)[1:-1]}
 
 
 @pytest.fixture
@@ -127,7 +149,9 @@ def _collect(
     }
     assert logs, "no run logs reached the API"
     if hub_url is not None:
-        parts["run history"] = json.dumps(table(hub_url, "SELECT * FROM datahub_runs"), default=str)
+        # Read back with the password percent-encoded: SQLAlchemy's own parser stops at its raw `@`.
+        readable = parse_database_url(hub_url).render_as_string(hide_password=False)
+        parts["run history"] = json.dumps(table(readable, "SELECT * FROM datahub_runs"), default=str)
     if isinstance(report, ImportReport):
         parts["rejects files"] = "".join(
             Path(f.rejects_file).read_text(encoding="utf-8") for f in report.files if f.rejects_file
@@ -230,8 +254,10 @@ def _serve(httpserver: HTTPServer, auth: str, path: str) -> None:
             or request.authorization is None
             or request.authorization.password != CLIENT_SECRET
         ):
-            # A careless server echoes what it was sent.
+            # A careless server echoes what it was sent: the Basic header, the secret raw and percent-encoded.
             body = {
+                "authorization": request.headers.get("Authorization"),
+                "echo": urlencode({"secret": request.authorization and request.authorization.password}),
                 "error": "invalid_client",
                 "detail": f"bad secret {request.authorization and request.authorization.password}",
             }
@@ -243,9 +269,13 @@ def _serve(httpserver: HTTPServer, auth: str, path: str) -> None:
 
     def products(request: Request) -> Response:
         if path == "refused" or not AUTH_CHECKS[auth](request):
-            # A careless server echoes the credential it refused, in its body and a header.
+            # A careless server echoes the credential it refused, in its body (JSON-escaped and
+            # percent-encoded) and a header.
             echoed = json.dumps(dict(request.headers))
-            return Response(f"denied: {echoed}", status=401, headers={"X-Echo": echoed[:500]})
+            query = urlencode(
+                {k: v for k, v in request.headers.items() if k in ("Authorization", "X-Api-Key")}
+            )
+            return Response(f"denied: {query} {echoed}", status=401, headers={"X-Echo": echoed[:500]})
         if path == "server-error":
             return Response(f"internal error for {json.dumps(dict(request.headers))}", status=500)
         items = [{"id": "P1", "name": "Chair"}, {"id": "P2", "name": "Table"}, {"id": "P3", "name": None}]
@@ -307,3 +337,72 @@ def test_api_jobs_never_show_a_secret(
         assert state.is_failed()
     evidence = _collect(state, everything_logged, capfd, hub_url)
     assert evidence.leaks() == []
+
+
+# -- CLI: python -m deployments blocks ----------------------------------------------------------------
+
+
+def test_the_blocks_command_never_shows_a_secret(
+    tmp_path: Path, postgres_url: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments.blocks import main
+
+    for name in [n for n in os.environ if n.startswith("DATAHUB_")]:
+        monkeypatch.delenv(name)
+    suffix = uuid.uuid4().hex[:8]
+    local = {
+        f"ftp-{suffix}": {"type": "ftp-connection", "host": "127.0.0.1", "username": "importer",
+                          "password": WRONG_FTP_PASSWORD},
+        f"key-{suffix}": {"type": "api-connection", "base_url": "https://api.example.com/", "auth": "api_key",
+                          "api_key": API_KEY},
+        f"basic-{suffix}": {"type": "api-connection", "base_url": "https://api.example.com/", "auth": "basic",
+                            "username": "hub", "password": BASIC_PASSWORD},
+        f"oauth-{suffix}": {"type": "api-connection", "base_url": "https://api.example.com/",
+                            "auth": "oauth2_client_credentials", "token_url": "https://login.example.com/t",
+                            "client_id": "hub", "client_secret": CLIENT_SECRET},
+        f"bad-{suffix}": {"type": "api-connection", "base_url": "https://api.example.com/", "auth": "bogus",
+                          "bearer_token": BEARER},
+        f"db-{suffix}": {"type": "hub-database", "url": _pg_url_with_password(postgres_url)},
+    }  # fmt: skip
+    local_file = tmp_path / "blocks.local.yaml"
+    local_file.write_text(json.dumps(local), encoding="utf-8")  # JSON is YAML
+
+    assert main(local_file) == 1  # the `bogus` block is invalid
+
+    out, err = capfd.readouterr()
+    assert f"saved   Hub Database 'db-{suffix}': postgresql+psycopg://postgres:***@127.0.0.1:5432/" in out
+    assert Evidence({"stdout": out, "stderr": err}).leaks() == []
+
+
+# -- Each echo on its own, at the HTTP boundary ----------------------------------------------------
+
+
+def test_a_token_endpoint_echoing_the_basic_header_is_masked(httpserver: HTTPServer) -> None:
+    def token(request: Request) -> Response:
+        echo = {"error": "invalid_client", "authorization": request.headers.get("Authorization")}
+        return Response(json.dumps(echo), status=401, content_type="application/json")
+
+    httpserver.expect_request("/token", method="POST").respond_with_handler(token)
+    connection = ApiConnection(
+        base_url=httpserver.url_for("/"),
+        auth="oauth2_client_credentials",
+        token_url=httpserver.url_for("/token"),
+        client_id="hub",
+        client_secret=SecretStr(CLIENT_SECRET),
+    )
+    with open_client(connection) as client, pytest.raises(SourceRejectedError) as raised:
+        send(client, "GET", "products")
+    assert "invalid_client" in str(raised.value)
+    assert Evidence({"exception": str(raised.value)}).leaks() == []
+
+
+def test_a_percent_encoded_api_key_echoed_by_the_server_is_masked(httpserver: HTTPServer) -> None:
+    def products(request: Request) -> Response:
+        return Response(f"denied: {urlencode({'key': request.headers.get('X-API-Key')})}", status=401)
+
+    httpserver.expect_request("/products").respond_with_handler(products)
+    connection = ApiConnection(base_url=httpserver.url_for("/"), auth="api_key", api_key=SecretStr(API_KEY))
+    with open_client(connection) as client, pytest.raises(SourceRejectedError) as raised:
+        send(client, "GET", "products")
+    assert "denied: key=***" in str(raised.value)
+    assert Evidence({"exception": str(raised.value)}).leaks() == []

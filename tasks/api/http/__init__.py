@@ -1,10 +1,10 @@
 """Call REST APIs with httpx: credentials for trusted hosts only, one retry layer, capped bodies.
 
 `open_client` (``client``) builds a client from an ``ApiConnection`` block, its credentials (``auth``)
-added for the API's own and trusted hosts only and masked in every message; `send` (``retry``) makes one
-request with tenacity retries (only for failures that may pass, and never re-sending a POST or PATCH
-that the server may have acted on); `decode_json` (``body``) reads its body; `download` streams a file
-to disk under the same rules, hashing it on the way. Every read of a body checks the size cap and the
+added for the API's own and trusted hosts only (over https only, unless the base URL is http) and
+masked in every message; `send` (``retry``) makes one request with tenacity retries (only for failures
+that may pass, and never re-sending a POST or PATCH that the server may have acted on); `decode_json`
+(``body``) reads its body; `download` streams a file to disk under the same rules, hashing it on the way. Every read of a body checks the size cap and the
 call's deadline, so neither an endless body nor one that trickles in a byte at a time can hold a run.
 Failures become the errors of ``tasks.errors`` with the method, the URL without its query string, the
 status, a short body and the fix (``status``); never a secret.

@@ -1,9 +1,9 @@
-"""Credentials for an API's own (and trusted) hosts only, masked in every message; OAuth2 tokens; the TLS
-trust (`tls_verify`) that the client and the token endpoint share."""
+"""Credentials for an API's own (and trusted) hosts only, over https unless the base URL itself is http,
+masked in every message; OAuth2 tokens; the TLS trust (`tls_verify`) that the client and the token
+endpoint share."""
 
 from __future__ import annotations
 
-import base64
 import ssl
 import threading
 import time
@@ -11,7 +11,7 @@ from collections.abc import Generator
 
 import httpx
 
-from blocks.api import ApiConnection
+from blocks import ApiConnection, basic_pair, mask
 from tasks.api.http.status import safe_url, snippet, status_text
 from tasks.errors import (
     SourceRejectedError,
@@ -40,14 +40,21 @@ class ConnectionAuth(httpx.Auth):
     def __init__(self, connection: ApiConnection) -> None:
         self.connection = connection
         self.label = block_label(connection)
-        self._home = origin(httpx.URL(connection.base_url))
+        base = httpx.URL(connection.base_url)
+        self._home = origin(base)
+        # An https API gets its credentials over https only: plain http to the same host (another scheme
+        # or port, a trusted host, a redirect or a link the server sent) would show them on the wire.
+        self._https_only = base.scheme != "http"
         self._trusted = frozenset(host.strip().lower() for host in connection.trusted_hosts if host.strip())
         self._credential_headers = frozenset({"authorization", connection.api_key_header.lower()})
         self._token: tuple[str, float] | None = None  # OAuth2 access token and when to stop using it
         self._lock = threading.Lock()
 
     def may_receive_credentials(self, url: httpx.URL) -> bool:
-        """Return whether `url`'s host (and port) is the API's own or listed in `trusted_hosts`."""
+        """Return whether `url` is https (unless the base URL is http) and its host (and port) the API's own
+        or listed in `trusted_hosts`."""
+        if self._https_only and url.scheme != "https":
+            return False
         host, port = origin(url)
         return (host, port) == self._home or host in self._trusted or f"{host}:{port}" in self._trusted
 
@@ -70,21 +77,8 @@ class ConnectionAuth(httpx.Auth):
                 request.headers.pop(name, None)
 
     def mask(self, text: str) -> str:
-        """Return `text` with every secret of the block replaced by `***`."""
-        for secret in self._secrets():
-            text = text.replace(secret, "***")
-        return text
-
-    def _secrets(self) -> list[str]:
-        c = self.connection
-        values = [s.get_secret_value() for s in (c.api_key, c.bearer_token, c.password, c.client_secret) if s]
-        # A server may echo the Authorization header: Basic sends `user:password` (and the OAuth2 token
-        # request `client_id:client_secret`) base64-encoded, which the raw secret does not match.
-        if c.password:
-            values.append(basic_pair(c.username or "", c.password.get_secret_value()))
-        if c.client_secret:
-            values.append(basic_pair(c.client_id or "", c.client_secret.get_secret_value()))
-        return [v for v in values + ([self._token[0]] if self._token else []) if len(v) >= 4]
+        """Return `text` with every secret of the block (and the OAuth2 access token) masked."""
+        return mask(text, [*self.connection.secret_values(), self._token[0] if self._token else None])
 
     def _headers(self) -> dict[str, str]:
         c = self.connection
@@ -104,32 +98,39 @@ class ConnectionAuth(httpx.Auth):
     def _access_token(self) -> str:
         with self._lock:  # one fetch when several requests find the token expired
             if self._token is None or time.monotonic() >= self._token[1]:
-                self._token = fetch_oauth2_token(self.connection, self.label)
+                self._token = fetch_oauth2_token(self.connection, self.label, https_only=self._https_only)
             return self._token[0]
 
 
-def basic_pair(user: str, secret: str) -> str:
-    return base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+def fetch_oauth2_token(connection: ApiConnection, label: str, *, https_only: bool) -> tuple[str, float]:
+    """Return a client-credentials access token and the monotonic instant to renew it at.
 
-
-def fetch_oauth2_token(connection: ApiConnection, label: str) -> tuple[str, float]:
-    """Return a client-credentials access token and the monotonic instant to renew it at."""
+    `https_only`: the client secret goes over https only (the API's base URL is https).
+    """
     url = httpx.URL(connection.token_url or "")
     form = {"grant_type": "client_credentials"} | ({"scope": connection.scope} if connection.scope else {})
     secret = connection.client_secret.get_secret_value() if connection.client_secret else ""
     where = f"POST {safe_url(url)} (OAuth2 token of {label})"
+    if https_only and url.scheme != "https":
+        raise SourceRejectedError(
+            f"{where} was not sent: the client secret goes over https only, as the `base_url` of {label} "
+            "is https. Set `token_url` to the https address of the token endpoint."
+        )
     try:
         with httpx.Client(timeout=connection.timeout_seconds, verify=tls_verify(connection)) as client:
             response = client.post(url, data=form, auth=(connection.client_id or "", secret))
     except httpx.HTTPError as exc:
-        raise TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({exc}).") from exc
+        detail = mask(str(exc), connection.secret_values())
+        raise TokenUnavailableError(f"{where} failed: {type(exc).__name__} ({detail}).") from exc
     if response.status_code == 429 or response.status_code >= 500:
         raise TokenUnavailableError(f"{where} answered {status_text(response)}. Run the job again later.")
     token = token_field(response) if response.is_success else None
     if token is None:
+        # A careless endpoint echoes the Basic header it refused: the pair is masked with the raw secret.
+        echo = snippet(mask(response.text, connection.secret_values()))
         raise SourceRejectedError(
-            f"{where} answered {status_text(response)} without an access token: {snippet(response.text, [secret])}. "
-            f"Check `token_url`, `client_id`, `client_secret` and `scope` of {label}."
+            f"{where} answered {status_text(response)} without an access token: {echo}. Check"
+            f" `token_url`, `client_id`, `client_secret` and `scope` of {label}."
         )
     lifetime = expires_in(response)
     return token, time.monotonic() + max(lifetime - min(TOKEN_MARGIN_SECONDS, lifetime / 10), 0.0)

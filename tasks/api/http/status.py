@@ -40,9 +40,8 @@ def status_text(response: httpx.Response) -> str:
     return f"{response.status_code} {response.reason_phrase}".strip()
 
 
-def snippet(text: str, secrets: list[str] | None = None) -> str:
-    for secret in secrets or []:
-        text = text.replace(secret, "***") if secret else text
+def snippet(text: str) -> str:
+    """Return the start of a body for a message; mask it first (`blocks.masking.mask`), before it is cut."""
     flat = " ".join(text.split())
     return (
         repr(flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS] + "...") if flat else "(empty body)"
