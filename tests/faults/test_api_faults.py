@@ -259,3 +259,133 @@ def test_a_429_storm_backs_off_then_fails_clearly_at_the_deadline(httpserver: HT
     assert 3 <= len(httpserver.log) <= 6  # honoured Retry-After (0.2 s) rather than hammering
     assert elapsed < 2
     assert API_KEY not in message
+
+
+# --- issue 15: content paths, pages repeated past the end, totals that are not numbers --------------
+
+
+def repeating_handler(records: int, *, total_pages: bool = False, total_records: bool = False) -> Any:
+    """Serve `records` products two a page; every page past the end repeats the last page (no empty page)."""
+
+    def handler(request: Request) -> Response:
+        number, size = int(request.args["page"]), int(request.args["size"])
+        last = max(1, -(-records // size))
+        start = (min(number, last) - 1) * size
+        body: dict[str, Any] = {"elements": [product(n) for n in range(start, min(start + size, records))]}
+        paging: dict[str, Any] = {}
+        if total_pages:
+            paging["totalPages"] = last
+        if total_records:
+            paging["totalRecords"] = records
+        body["paging"] = paging
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+def walk_server(server: HTTPServer, **settings: Any) -> Any:
+    """Walk the server's pages with PAGING changed by `settings`; return the walk and its pages."""
+    fields = {k: v for k, v in (PAGING | settings).items() if k != "kind"}
+    paging = PageNumberPaging.model_validate(fields)
+    with open_client(connection(server)) as client:
+        walk = walk_pages(lambda params: decode_json(send(client, "GET", "products", params=params)), paging)
+        pages = list(walk)
+    return walk, pages
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: a content path that matches nothing is silent")
+@pytest.mark.usefixtures("prefect_server")
+def test_a_content_path_that_matches_nothing_fails_naming_the_path_and_the_keys(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(4))
+    state, report = run_paging_job(httpserver, sqlite_url, content_path="$.item")
+    assert state.name == "Failed"
+    assert "`$.item`" in str(report.error)
+    assert "elements, paging" in str(report.error)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: no way to declare an expected empty result")
+def test_a_missing_content_path_is_an_empty_page_when_the_call_says_empty_is_ok(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/products").respond_with_json({"paging": {"totalPages": 0}})
+    walk, pages = walk_server(httpserver, empty_is_ok=True)
+    assert pages == []
+    assert walk.records == 0
+    assert walk.warnings == []
+
+
+def test_an_empty_list_at_the_content_path_is_a_legitimate_empty_page(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_json({"paging": {"totalPages": 0}, "elements": []})
+    walk, pages = walk_server(httpserver)
+    assert pages == []
+    assert walk.warnings == []
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: pages repeated past the end fail the loop guard")
+@pytest.mark.parametrize("records", [5, 6])
+@pytest.mark.usefixtures("prefect_server")
+def test_pages_repeated_past_the_end_end_the_data_with_a_note(
+    httpserver: HTTPServer, sqlite_url: str, records: int
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(records))
+    state, report = run_paging_job(httpserver, sqlite_url, total_pages_path=None)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == records
+    assert report.warnings == [
+        "Page 4 repeated the records of page 3: taken as the end of the data (the API repeats its last "
+        "page past the end)."
+    ]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: a known totalRecords does not end the data")
+def test_total_records_reached_ends_the_data_without_a_total_of_pages(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(4, total_records=True))
+    walk, pages = walk_server(httpserver, total_pages_path=None, total_records_path="$.paging.totalRecords")
+    assert [len(page.records) for page in pages] == [2, 2]
+    assert walk.warnings == []
+    assert len(httpserver.log) == 2  # no probe past the end
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: the loop guard blames page_number_param only")
+def test_the_loop_guard_on_the_first_pages_says_which_case_it_is(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(2))
+    with pytest.raises(SourceRejectedError) as failure:
+        walk_server(httpserver, total_pages_path=None)
+    message = str(failure.value)
+    assert "Pages 1 and 2 returned the same records" in message
+    assert "ignores the page number" in message
+    assert "`paging.page_number_param` ('page')" in message
+    assert "only one page" in message
+    assert "`paging.total_records_path`" in message
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 3: the probe past the end warns falsely")
+def test_the_probe_past_a_full_last_page_that_repeats_it_gives_no_warning(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(6, total_pages=True))
+    for concurrency in (1, 4):
+        walk, pages = walk_server(httpserver, concurrency=concurrency)
+        assert sum(len(page.records) for page in pages) == 6
+        assert walk.warnings == []
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 9: a very deep body ends in RecursionError")
+def test_a_body_nested_too_deep_is_a_bad_file_error(httpserver: HTTPServer) -> None:
+    depth = 100_000
+    httpserver.expect_request("/products").respond_with_data(
+        "[" * depth + "]" * depth, content_type="application/json"
+    )
+    with pytest.raises(BadFileError, match=r"nested deeper than .* levels"):
+        walk_server(httpserver)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="issue 15 finding 9: totals that are not whole numbers crash or truncate"
+)
+@pytest.mark.parametrize("total", ["Infinity", "-Infinity", "2.5", "1e400", "-3", "true"])
+def test_a_total_that_is_not_a_whole_number_is_a_bad_file_error(httpserver: HTTPServer, total: str) -> None:
+    body = '{"paging": {"totalPages": ' + total + '}, "elements": [{"id": "P1"}, {"id": "P2"}]}'
+    httpserver.expect_request("/products").respond_with_data(body, content_type="application/json")
+    with pytest.raises(BadFileError, match=r"`\$\.paging\.totalPages` gave .* not a whole number"):
+        walk_server(httpserver)
