@@ -9,6 +9,7 @@ must then be thread-safe, as an `httpx.Client` is); pages are still yielded in o
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -92,12 +93,33 @@ def _count(path: str | None, body: JsonValue, setting: str) -> int | None:
     value = find_first(path, body) if path else None
     if value is None:
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    number = _whole_number(value)
+    if number is None:
         raise BadFileError(
-            f"`{path}` gave {str(value)[:50]!r}, not a whole number. Check the call's `paging.{setting}`."
-        ) from None
+            f"`{path}` gave {str(value)[:50]!r}, not a whole number of zero or more. Check the call's "
+            f"`paging.{setting}` (it must point at a count, e.g. `$.paging.{_EXAMPLES[setting]}`), or leave "
+            "it empty if the API gives no such count."
+        )
+    return number
+
+
+_EXAMPLES = {"total_pages_path": "totalPages", "total_records_path": "totalRecords"}
+
+
+def _whole_number(value: JsonValue) -> int | None:
+    """Return a count as an int: a whole number >= 0, as a JSON number or digits; None for anything else.
+
+    Refused: booleans, fractions, `Infinity`/`NaN` (which Python's JSON reader accepts) and negatives.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() and value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 @dataclass
