@@ -9,6 +9,8 @@ must then be thread-safe, as an `httpx.Client` is); pages are still yielded in o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -47,6 +49,12 @@ class PageNumberPaging(FormModel):
         default=None,
         description="JSONPath of the total number of records, checked against the records received; "
         "empty: the `totalRecords` next to the total pages, when there is one.",
+    )
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
     )
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
     concurrency: int = Field(
@@ -87,6 +95,39 @@ def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
         only = matches[0]
         return only if isinstance(only, list) else [] if only is None else [only]
     return matches
+
+
+def content_records(content_path: str, body: JsonValue, *, empty_is_ok: bool = False) -> list[JsonValue]:
+    """Return a page's records like `page_records`; raise BadFileError when the content path matches nothing.
+
+    A path that matches nothing usually means a wrong path (it would import nothing, silently), unless the
+    API leaves the key out of empty pages (`empty_is_ok`). A path with wildcards, whose matches may
+    legitimately be none, and an empty body (204) are not checked.
+    """
+    compiled = compile_jsonpath(content_path)
+    if body is None or empty_is_ok or compiled.multi or compiled.find(body):
+        return page_records(content_path, body)
+    raise BadFileError(
+        f"The content path `{content_path}` matches nothing in the page; {_shape(body)}. Check the call's "
+        "`pattern.content_path` (names are case-sensitive); if the API leaves it out of pages with no "
+        "records, set the call's `pattern.empty_is_ok`."
+    )
+
+
+def _shape(body: JsonValue) -> str:
+    if isinstance(body, dict):
+        keys = sorted(str(key) for key in body)
+        listed = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+        return f"the page has the keys {listed}" if keys else "the page is an empty object"
+    if isinstance(body, list):
+        return f"the page is a list of {len(body):,} items (try `$`)"
+    return f"the page is a single {type(body).__name__} value"
+
+
+def records_digest(records: list[JsonValue]) -> bytes:
+    """Return a hash of a page's records by content (key order aside): equal pages, equal digests."""
+    text = json.dumps(records, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _count(path: str | None, body: JsonValue, setting: str) -> int | None:
@@ -134,6 +175,9 @@ class PageWalk:
     total_pages: int | None = None
     total_records: int | None = None
     warnings: list[str] = field(default_factory=list)
+    _last_digest: bytes | None = field(default=None, repr=False)
+    _last_full: bool = field(default=False, repr=False)
+    _full_before_last: bool = field(default=False, repr=False)
 
     def __iter__(self) -> Iterator[Page]:
         first = self._fetch(self.paging.first_page)
@@ -146,9 +190,9 @@ class PageWalk:
         self._check_record_total()
 
     def _one_by_one(self, page: Page) -> Iterator[Page]:
-        previous: list[JsonValue] | None = None
         while True:
-            previous = self._guard_loop(page, previous)
+            if self._repeats(page):
+                return
             yield page
             if self._reached_total(page):
                 return
@@ -165,7 +209,7 @@ class PageWalk:
                 f"({self.paging.max_pages:,}). Raise `paging.max_pages` if the API really has that many, "
                 "or ask for bigger pages with `paging.page_size`."
             )
-        previous = self._guard_loop(first, None)
+        self._repeats(first)
         yield first
         if self._reached_total(first):
             return
@@ -188,7 +232,8 @@ class PageWalk:
                 if not page.records:
                     self._check_empty_stop(number)
                     return
-                previous = self._guard_loop(page, previous)
+                if self._repeats(page):
+                    return
                 yield page
                 if not window and self._reached_total(page):
                     return
@@ -210,23 +255,46 @@ class PageWalk:
         self.pages += 1
         self.total_pages = _count(self.paging.total_pages_path, body, "total_pages_path")
         self.total_records = _count(self.paging.records_total_path(), body, "total_records_path")
-        records = page_records(self.paging.content_path, body)
+        records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
         self.records += len(records)
         return Page(number, records, body)
 
-    def _guard_loop(self, page: Page, previous: list[JsonValue] | None) -> list[JsonValue]:
-        # Comparing with the previous page's records (kept until the next page) stops at the first
-        # difference, which for real pages is the first record: far cheaper than hashing every page.
-        if page.records == previous:
+    def _repeats(self, page: Page) -> bool:
+        """Return whether `page` repeats the previous page's records, which then ends the data.
+
+        Many APIs answer every page past the end with their last page. A repeat after at least one full
+        page before it is that end (noted in the warnings). A repeat of the first page is the loop guard:
+        the API ignores the page number, or its data is one page it repeats; that fails the call.
+        """
+        digest = records_digest(page.records)
+        if digest != self._last_digest:
+            self._full_before_last = self._full_before_last or self._last_full
+            self._last_digest, self._last_full = digest, len(page.records) >= self.paging.page_size
+            return False
+        if not self._full_before_last:
             raise SourceRejectedError(
-                f"Pages {page.number - 1} and {page.number} returned the same records: the API seems to "
-                f"ignore the page number. Check the call's `paging.page_number_param` "
-                f"({self.paging.page_number_param!r}) and `paging.first_page` ({self.paging.first_page})."
+                f"Pages {page.number - 1} and {page.number} returned the same records: either the API "
+                f"ignores the page number (check the call's `paging.page_number_param` "
+                f"({self.paging.page_number_param!r}) and `paging.first_page` ({self.paging.first_page})), "
+                "or its data is only one page that it repeats past the end (then set "
+                "`paging.total_records_path` or `paging.total_pages_path` so the call knows where it ends)."
             )
-        return page.records
+        self.pages -= 1  # the repeat is not a page of data
+        self.records -= len(page.records)
+        note = (
+            f"Page {page.number} repeated the records of page {page.number - 1}: taken as the end of the "
+            "data (the API repeats its last page past the end)."
+        )
+        fetched = page.number - self.paging.first_page
+        if self.total_pages is not None and fetched < self.total_pages:
+            note += f" The API reported {self.total_pages:,} pages; {fetched:,} had data."
+        self.warnings.append(note)
+        return True
 
     def _reached_total(self, page: Page) -> bool:
-        if self.total_pages is None or page.number - self.paging.first_page + 1 < self.total_pages:
+        if self.total_pages is None:  # the record total, when known, ends the data as well
+            return self.total_records is not None and self.records >= self.total_records
+        if page.number - self.paging.first_page + 1 < self.total_pages:
             return False
         if len(page.records) >= self.paging.page_size and self._more_after(page.number):
             self.warnings.append(
@@ -239,7 +307,8 @@ class PageWalk:
         # A full last page is ambiguous: the record total settles it, else one probe of the next page.
         if self.total_records is not None:
             return self.total_records > self.records
-        return bool(page_records(self.paging.content_path, self._get(number + 1)))
+        probe = page_records(self.paging.content_path, self._get(number + 1))
+        return bool(probe) and records_digest(probe) != self._last_digest  # a repeat of the last is no more
 
     def _check_empty_stop(self, number: int) -> None:
         fetched = number - self.paging.first_page

@@ -293,7 +293,6 @@ def walk_server(server: HTTPServer, **settings: Any) -> Any:
     return walk, pages
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: a content path that matches nothing is silent")
 @pytest.mark.usefixtures("prefect_server")
 def test_a_content_path_that_matches_nothing_fails_naming_the_path_and_the_keys(
     httpserver: HTTPServer, sqlite_url: str
@@ -305,7 +304,6 @@ def test_a_content_path_that_matches_nothing_fails_naming_the_path_and_the_keys(
     assert "elements, paging" in str(report.error)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 1: no way to declare an expected empty result")
 def test_a_missing_content_path_is_an_empty_page_when_the_call_says_empty_is_ok(
     httpserver: HTTPServer,
 ) -> None:
@@ -323,7 +321,6 @@ def test_an_empty_list_at_the_content_path_is_a_legitimate_empty_page(httpserver
     assert walk.warnings == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: pages repeated past the end fail the loop guard")
 @pytest.mark.parametrize("records", [5, 6])
 @pytest.mark.usefixtures("prefect_server")
 def test_pages_repeated_past_the_end_end_the_data_with_a_note(
@@ -339,7 +336,6 @@ def test_pages_repeated_past_the_end_end_the_data_with_a_note(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: a known totalRecords does not end the data")
 def test_total_records_reached_ends_the_data_without_a_total_of_pages(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/products").respond_with_handler(repeating_handler(4, total_records=True))
     walk, pages = walk_server(httpserver, total_pages_path=None, total_records_path="$.paging.totalRecords")
@@ -348,7 +344,6 @@ def test_total_records_reached_ends_the_data_without_a_total_of_pages(httpserver
     assert len(httpserver.log) == 2  # no probe past the end
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 2: the loop guard blames page_number_param only")
 def test_the_loop_guard_on_the_first_pages_says_which_case_it_is(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/products").respond_with_handler(repeating_handler(2))
     with pytest.raises(SourceRejectedError) as failure:
@@ -361,7 +356,6 @@ def test_the_loop_guard_on_the_first_pages_says_which_case_it_is(httpserver: HTT
     assert "`paging.total_records_path`" in message
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 3: the probe past the end warns falsely")
 def test_the_probe_past_a_full_last_page_that_repeats_it_gives_no_warning(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/products").respond_with_handler(repeating_handler(6, total_pages=True))
     for concurrency in (1, 4):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tasks.api.paging import PageNumberPaging, page_records, walk_pages
+from tasks.api.paging import PageNumberPaging, content_records, page_records, records_digest, walk_pages
 from tasks.errors import BadFileError, SourceRejectedError
 
 # The seed's example: pageNumber / pageSize / $.paging.totalPages / $.elements, first page 1, size 1.
@@ -275,3 +275,57 @@ def test_concurrent_loop_guard_and_cap() -> None:
         SourceRejectedError, match=r"reports 50 pages, more than the call's `paging.max_pages`"
     ):
         list(walk_pages(same_page, capped))
+
+
+# --- issue 15 -----------------------------------------------------------------------------------------
+
+
+def test_a_content_path_that_matches_nothing_names_the_path_and_the_keys() -> None:
+    with pytest.raises(BadFileError, match=r"`\$\.item` matches nothing.*keys elements, paging.*empty_is_ok"):
+        content_records("$.item", {"paging": {}, "elements": []})
+    with pytest.raises(BadFileError, match=r"a list of 2 items"):
+        content_records("$.item", [1, 2])
+    assert content_records("$.item", {"paging": {}}, empty_is_ok=True) == []
+    assert content_records("$.elements", {"elements": []}) == []
+    assert content_records("$.elements[*]", {"elements": []}) == []  # wildcards may match nothing
+
+
+def test_records_digest_compares_content_not_key_order() -> None:
+    assert records_digest([{"a": 1, "b": 2}]) == records_digest([{"b": 2, "a": 1}])
+    assert records_digest([{"a": 1}]) != records_digest([{"a": 2}])
+    assert records_digest([{"id": 1, "v": "x"}]) != records_digest([{"id": 1, "v": "y"}])  # same first id
+
+
+def test_a_page_repeated_past_the_end_ends_the_data_with_a_note() -> None:
+    records = [product(n) for n in range(5)]
+
+    def repeats_last(params: dict[str, Any]) -> Any:
+        start = (min(params["pageNumber"], 3) - 1) * 2
+        return {"elements": records[start : start + 2]}
+
+    paging = SEED.model_copy(update={"total_pages_path": None, "page_size": 2})
+    walk = walk_pages(repeats_last, paging)
+    assert [r for page in walk for r in page.records] == records
+    assert walk.pages == 3
+    assert walk.records == 5
+    assert walk.warnings == [
+        "Page 4 repeated the records of page 3: taken as the end of the data (the API repeats its last "
+        "page past the end)."
+    ]
+
+
+@pytest.mark.parametrize("total", ["Infinity", "NaN", 2.5, -1, True, "x"])
+def test_totals_that_are_not_whole_numbers_are_refused(total: Any) -> None:
+    def api(params: dict[str, Any]) -> Any:
+        return {"elements": [product(1)], "paging": {"totalPages": total}}
+
+    with pytest.raises(BadFileError, match=r"not a whole number of zero or more"):
+        list(walk_pages(api, SEED))
+
+
+def test_whole_totals_written_as_floats_or_digits_are_accepted() -> None:
+    for total in (1.0, "1", 1):
+        walk = walk_pages(
+            lambda params, t=total: {"elements": [product(1)], "paging": {"totalPages": t}}, SEED
+        )
+        assert len(list(walk)) == 1
