@@ -80,7 +80,9 @@ def pages_handler(records: int, *, total_pages: int | None = None) -> Any:
     return handler
 
 
-def run_paging_job(server: HTTPServer, hub_url: str, **paging: Any) -> tuple[State, ImportReport]:
+def run_paging_job(
+    server: HTTPServer, hub_url: str, pattern: dict[str, Any] | None = None, **paging: Any
+) -> tuple[State, ImportReport]:
     name = f"api-{uuid.uuid4().hex[:8]}"
     connection(server).save(name, overwrite=True)
     job = ApiImportJob.model_validate(
@@ -88,7 +90,7 @@ def run_paging_job(server: HTTPServer, hub_url: str, **paging: Any) -> tuple[Sta
             "name": f"fault-{uuid.uuid4().hex[:8]}",
             "connection": name,
             "entity": "products",
-            "calls": [{"name": "products", "path": "products", "pattern": PAGING | paging}],
+            "calls": [{"name": "products", "path": "products", "pattern": pattern or PAGING | paging}],
             "mapping": {
                 "$.id": "productExternalId",
                 "$.name": "productNames",
@@ -379,3 +381,101 @@ def test_a_total_that_is_not_a_whole_number_is_a_bad_file_error(httpserver: HTTP
     httpserver.expect_request("/products").respond_with_data(body, content_type="application/json")
     with pytest.raises(BadFileError, match=r"`\$\.paging\.totalPages` gave .* not a whole number"):
         walk_server(httpserver)
+
+
+# --- issue 15 finding 10: offset and cursor paginators ----------------------------------------------
+
+OFFSET: dict[str, Any] = {
+    "kind": "offset",
+    "offset_param": "offset",
+    "limit_param": "limit",
+    "limit": 3,
+    "content_path": "$.items",
+}
+CURSOR: dict[str, Any] = {
+    "kind": "cursor",
+    "cursor_path": "$.next_cursor",
+    "cursor_param": "cursor",
+    "content_path": "$.items",
+}
+
+
+def offset_handler(records: int, *, with_total: bool) -> Any:
+    def handler(request: Request) -> Response:
+        offset, limit = int(request.args["offset"]), int(request.args["limit"])
+        body: dict[str, Any] = {"items": [product(n) for n in range(offset, min(offset + limit, records))]}
+        if with_total:
+            body["total"] = records
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+def cursor_handler(records: int, *, end: Any = None) -> Any:
+    """Serve `records` three at a time; the cursor is the next start as text; the last page has `end`."""
+
+    def handler(request: Request) -> Response:
+        start = int(request.args.get("cursor", "0"))
+        following = start + 3
+        body = {
+            "items": [product(n) for n in range(start, min(following, records))],
+            "next_cursor": str(following) if following < records else end,
+        }
+        if body["next_cursor"] is ...:
+            del body["next_cursor"]
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no offset/limit paginator")
+@pytest.mark.parametrize("with_total", [True, False])
+@pytest.mark.usefixtures("prefect_server")
+def test_offset_paging_imports_every_record_in_order(
+    httpserver: HTTPServer, sqlite_url: str, with_total: bool
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(offset_handler(7, with_total=with_total))
+    pattern = OFFSET | ({"total_records_path": "$.total"} if with_total else {})
+    state, report = run_paging_job(httpserver, sqlite_url, pattern)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert report.warnings == []
+    offsets = [int(request.args["offset"]) for request, _ in httpserver.log]
+    assert offsets == ([0, 3, 6] if with_total else [0, 3, 6, 9])  # no total: stops at the empty page
+    assert {request.args["limit"] for request, _ in httpserver.log} == {"3"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no cursor paginator")
+@pytest.mark.parametrize("end", [None, "", ...], ids=["null", "empty", "missing"])
+@pytest.mark.usefixtures("prefect_server")
+def test_cursor_paging_follows_the_cursor_until_it_ends(
+    httpserver: HTTPServer, sqlite_url: str, end: Any
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(cursor_handler(7, end=end))
+    state, report = run_paging_job(httpserver, sqlite_url, CURSOR)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert report.warnings == []
+    assert [request.args.get("cursor") for request, _ in httpserver.log] == [None, "3", "6"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no cursor paginator")
+@pytest.mark.usefixtures("prefect_server")
+def test_a_cursor_api_that_ignores_the_cursor_is_stopped_by_the_loop_guard(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    body = {"items": [product(1), product(2)], "next_cursor": "abc"}
+    httpserver.expect_request("/products").respond_with_json(body)
+    state, report = run_paging_job(httpserver, sqlite_url, CURSOR)
+    assert state.name == "Failed"
+    assert "`pattern.cursor_param` ('cursor')" in str(report.error)
+    assert len(httpserver.log) <= 3
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: `page_number` is not a pattern kind yet")
+@pytest.mark.usefixtures("prefect_server")
+def test_page_number_is_the_kind_and_paging_its_alias(httpserver: HTTPServer, sqlite_url: str) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(5))
+    state, report = run_paging_job(httpserver, sqlite_url, PAGING | {"kind": "page_number"})
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 5
