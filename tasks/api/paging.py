@@ -18,9 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first, json_text
 from tasks.errors import BadFileError, SourceRejectedError
 from tasks.ui_schema import FormModel
 
@@ -77,6 +77,138 @@ class PageNumberPaging(FormModel):
             return self.total_pages_path.removesuffix("totalPages") + "totalRecords"
         return None
 
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(self.first_page)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: its page number."""
+        return params.get(self.page_number_param)
+
+    def ignored_hint(self) -> str:
+        """Return what the API may ignore when pages repeat from the start, and the settings to check."""
+        return (
+            f"the page number (check the call's `paging.page_number_param` ({self.page_number_param!r}) "
+            f"and `paging.first_page` ({self.first_page}))"
+        )
+
+
+class OffsetPaging(FormModel):
+    """How a call asks for its pages by record offset and limit, and where each page holds its records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset_param: str = Field(
+        description="Query parameter that carries the offset of the page's first record (0 first), e.g. `offset`."
+    )
+    limit_param: str = Field(description="Query parameter that carries the number of records, e.g. `limit`.")
+    limit: int = Field(ge=1, description="Number of records to ask for per page.")
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    total_records_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the total number of records, e.g. `$.total`: reaching it ends the data. "
+        "Empty: stop at the first empty page (or at a page that repeats the previous page's records).",
+    )
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    # The walk's view of offset paging: page n starts at n x limit; pages are fetched one by one.
+    @property
+    def page_size(self) -> int:
+        return self.limit
+
+    @property
+    def first_page(self) -> int:
+        return 0
+
+    @property
+    def total_pages_path(self) -> str | None:
+        return None
+
+    @property
+    def concurrency(self) -> int:
+        return 1
+
+    def params_for(self, number: int) -> dict[str, Any]:
+        """Return the query parameters that ask for page `number` (0 first)."""
+        return {self.offset_param: number * self.limit, self.limit_param: self.limit}
+
+    def records_total_path(self) -> str | None:
+        """Return the path of the record total, when the call gives one."""
+        return self.total_records_path
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(0)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: its offset."""
+        return params.get(self.offset_param)
+
+    def ignored_hint(self) -> str:
+        """Return what the API may ignore when pages repeat from the start, and the settings to check."""
+        return f"the offset (check the call's `paging.offset_param` ({self.offset_param!r}))"
+
+
+class CursorPaging(FormModel):
+    """How a call follows a cursor each response gives to the next page, and where the records are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor_path: JsonPath = Field(
+        description="JSONPath of the next page's cursor in each response, e.g. `$.next_cursor`; a missing, "
+        "null or empty cursor ends the data."
+    )
+    cursor_param: str = Field(
+        description="Query parameter that carries the cursor, e.g. `cursor` (not sent with the first request)."
+    )
+    page_size_param: str | None = Field(
+        default=None,
+        description="Query parameter that carries the page size, e.g. `limit`. Empty: none sent.",
+    )
+    page_size: int | None = Field(
+        default=None, ge=1, description="Number of records to ask for per page, sent in `page_size_param`."
+    )
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    @model_validator(mode="after")
+    def _check_size(self) -> CursorPaging:
+        if (self.page_size_param is None) != (self.page_size is None):
+            raise ValueError("give both `page_size_param` and `page_size`, or neither.")
+        return self
+
+    def params_for(self, cursor: str | None) -> dict[str, Any]:
+        """Return the query parameters that ask for the page after `cursor` (None: the first page)."""
+        params: dict[str, Any] = {}
+        if self.page_size_param is not None:
+            params[self.page_size_param] = self.page_size
+        if cursor is not None:
+            params[self.cursor_param] = cursor
+        return params
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(None)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: the cursor it sends."""
+        return params.get(self.cursor_param)
+
+
+NumberedPaging = PageNumberPaging | OffsetPaging
+
 
 @dataclass(frozen=True)
 class Page:
@@ -85,6 +217,7 @@ class Page:
     number: int
     records: list[JsonValue]
     body: JsonValue
+    key: Any = None  # what the request sent to get this page: its page number, offset or cursor
 
 
 def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
@@ -168,7 +301,7 @@ class PageWalk:
     """Iterate once to fetch the pages lazily; afterwards `pages`, `records` and `warnings` are final."""
 
     get_page: GetPage
-    paging: PageNumberPaging
+    paging: NumberedPaging
     params: dict[str, Any] = field(default_factory=dict)
     pages: int = 0
     records: int = 0
@@ -257,7 +390,7 @@ class PageWalk:
         self.total_records = _count(self.paging.records_total_path(), body, "total_records_path")
         records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
         self.records += len(records)
-        return Page(number, records, body)
+        return Page(number, records, body, self.paging.request_key(self.paging.params_for(number)))
 
     def _repeats(self, page: Page) -> bool:
         """Return whether `page` repeats the previous page's records, which then ends the data.
@@ -274,10 +407,8 @@ class PageWalk:
         if not self._full_before_last:
             raise SourceRejectedError(
                 f"Pages {page.number - 1} and {page.number} returned the same records: either the API "
-                f"ignores the page number (check the call's `paging.page_number_param` "
-                f"({self.paging.page_number_param!r}) and `paging.first_page` ({self.paging.first_page})), "
-                "or its data is only one page that it repeats past the end (then set "
-                "`paging.total_records_path` or `paging.total_pages_path` so the call knows where it ends)."
+                f"ignores {self.paging.ignored_hint()}, or its data is only one page that it repeats past the end (then set "
+                "`paging.total_records_path` (or a page total) so the call knows where it ends)."
             )
         self.pages -= 1  # the repeat is not a page of data
         self.records -= len(page.records)
@@ -325,6 +456,75 @@ class PageWalk:
             )
 
 
-def walk_pages(get_page: GetPage, paging: PageNumberPaging, params: dict[str, Any] | None = None) -> PageWalk:
+def _cursor(path: str, body: JsonValue) -> str | None:
+    value = find_first(path, body)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json_text(value)
+    raise BadFileError(
+        f"`{path}` gave {json_text(value)[:50]!r}, not a cursor (text or a number). Check the call's "
+        "`pattern.cursor_path`."
+    )
+
+
+@dataclass
+class CursorWalk:
+    """Follow the cursor each page gives; iterate once, then `pages`, `records` and `warnings` are final.
+
+    Pages are fetched one after the other (the next cursor is only known from the page before). The
+    data ends when the cursor is missing, null or empty. Loop guard: a page that gives back the cursor
+    that asked for it, or repeats the previous page's records, fails the call.
+    """
+
+    get_page: GetPage
+    paging: CursorPaging
+    params: dict[str, Any] = field(default_factory=dict)
+    pages: int = 0
+    records: int = 0
+    total_pages: int | None = None
+    total_records: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Page]:
+        cursor: str | None = None
+        previous: bytes | None = None
+        while True:
+            if self.pages >= self.paging.max_pages:
+                raise SourceRejectedError(
+                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next cursor. "
+                    "Raise the call's `pattern.max_pages` if the API really has that many, or check "
+                    f"`pattern.cursor_path` ({self.paging.cursor_path!r})."
+                )
+            body = self.get_page({**self.params, **self.paging.params_for(cursor)})
+            number, self.pages = self.pages, self.pages + 1
+            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
+            following = _cursor(self.paging.cursor_path, body)
+            digest = records_digest(records)
+            if (following is not None and following == cursor) or (records and digest == previous):
+                raise SourceRejectedError(
+                    f"Pages {number - 1} and {number} returned the same "
+                    f"{'cursor' if following == cursor else 'records'} (cursor {cursor!r} asked for page "
+                    f"{number}): the API seems to ignore the cursor. Check the call's "
+                    f"`pattern.cursor_param` ({self.paging.cursor_param!r}) and `pattern.cursor_path` "
+                    f"({self.paging.cursor_path!r})."
+                )
+            self.records += len(records)
+            yield Page(number, records, body, cursor)
+            if following is None:
+                return
+            cursor, previous = following, digest
+
+
+Walk = PageWalk | CursorWalk
+
+
+def walk_pages(
+    get_page: GetPage, paging: NumberedPaging | CursorPaging, params: dict[str, Any] | None = None
+) -> Walk:
     """Return a lazy walk over the pages; `params` are the call's other query parameters."""
+    if isinstance(paging, CursorPaging):
+        return CursorWalk(get_page, paging, dict(params or {}))
     return PageWalk(get_page, paging, dict(params or {}))

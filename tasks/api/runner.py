@@ -26,11 +26,12 @@ from blocks.api import ApiConnection
 from blocks.run_cache import load_block
 from tasks.api.calls import (
     CAPTURED,
+    PAGED_PATTERNS,
     ApiCall,
     CallContext,
     DownloadPattern,
     JsonFile,
-    PagingPattern,
+    PagedPattern,
     RetryPattern,
     as_text,
     records_of,
@@ -202,7 +203,7 @@ def _run(
             raise SourceRejectedError(f"{exc} Fix the call's values.") from exc
     outcome.captured = _capture(call, outcome.body)
     pattern = call.pattern
-    if isinstance(pattern, PagingPattern) and pattern.export_pages_to and outcome.spool is not None:
+    if isinstance(pattern, PAGED_PATTERNS) and pattern.export_pages_to and outcome.spool is not None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         outcome.exported_to = export_spool(
             outcome.spool, pattern.export_pages_to, f"{job_name}-{call.name}-{stamp}"
@@ -235,7 +236,7 @@ def _execute(
         http,
         deadline,
     )
-    if isinstance(pattern, PagingPattern):
+    if isinstance(pattern, PAGED_PATTERNS):
         return page_call(request, pattern, work_dir, feed)
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
@@ -254,14 +255,16 @@ def _spool_path(work_dir: Path, call: ApiCall) -> Path:
 
 
 def page_call(
-    request: CallRequest, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None
+    request: CallRequest, paging: PagedPattern, work_dir: Path, feed: RecordFeed | None
 ) -> CallOutcome:
-    raw: dict[Any, bytes] = {}  # each page's body as received, by page number, until spooled
+    raw: dict[
+        Any, bytes
+    ] = {}  # each page's body as received, by page number, offset or cursor, until spooled
 
     def get_page(params: dict[str, Any]) -> JsonValue:
         response = request.send(params)
         body = decode_json(response)
-        raw[params[paging.page_number_param]] = response.content
+        raw[paging.request_key(params)] = response.content
         return body
 
     walk = walk_pages(get_page, paging, request.query)
@@ -270,7 +273,7 @@ def page_call(
     try:
         for page in walk:
             first = page.body if first is None else first
-            writer.write(page.body, len(page.records), raw.pop(page.number, None))
+            writer.write(page.body, len(page.records), raw.pop(page.key, None))
             if feed is not None and page.records:
                 feed.put(page.records)
     except BaseException:

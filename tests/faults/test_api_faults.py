@@ -428,7 +428,6 @@ def cursor_handler(records: int, *, end: Any = None) -> Any:
     return handler
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no offset/limit paginator")
 @pytest.mark.parametrize("with_total", [True, False])
 @pytest.mark.usefixtures("prefect_server")
 def test_offset_paging_imports_every_record_in_order(
@@ -445,7 +444,6 @@ def test_offset_paging_imports_every_record_in_order(
     assert {request.args["limit"] for request, _ in httpserver.log} == {"3"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no cursor paginator")
 @pytest.mark.parametrize("end", [None, "", ...], ids=["null", "empty", "missing"])
 @pytest.mark.usefixtures("prefect_server")
 def test_cursor_paging_follows_the_cursor_until_it_ends(
@@ -459,7 +457,6 @@ def test_cursor_paging_follows_the_cursor_until_it_ends(
     assert [request.args.get("cursor") for request, _ in httpserver.log] == [None, "3", "6"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no cursor paginator")
 @pytest.mark.usefixtures("prefect_server")
 def test_a_cursor_api_that_ignores_the_cursor_is_stopped_by_the_loop_guard(
     httpserver: HTTPServer, sqlite_url: str
@@ -472,7 +469,6 @@ def test_a_cursor_api_that_ignores_the_cursor_is_stopped_by_the_loop_guard(
     assert len(httpserver.log) <= 3
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: `page_number` is not a pattern kind yet")
 @pytest.mark.usefixtures("prefect_server")
 def test_page_number_is_the_kind_and_paging_its_alias(httpserver: HTTPServer, sqlite_url: str) -> None:
     httpserver.expect_request("/products").respond_with_handler(pages_handler(5))

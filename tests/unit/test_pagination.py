@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tasks.api.paging import PageNumberPaging, content_records, page_records, records_digest, walk_pages
+from tasks.api.paging import (
+    CursorPaging,
+    OffsetPaging,
+    PageNumberPaging,
+    content_records,
+    page_records,
+    records_digest,
+    walk_pages,
+)
 from tasks.errors import BadFileError, SourceRejectedError
 
 # The seed's example: pageNumber / pageSize / $.paging.totalPages / $.elements, first page 1, size 1.
@@ -329,3 +337,62 @@ def test_whole_totals_written_as_floats_or_digits_are_accepted() -> None:
             lambda params, t=total: {"elements": [product(1)], "paging": {"totalPages": t}}, SEED
         )
         assert len(list(walk)) == 1
+
+
+# --- offset and cursor paging -------------------------------------------------------------------------
+
+OFFSET = OffsetPaging(offset_param="offset", limit_param="limit", limit=2, content_path="$.items")
+CURSOR = CursorPaging(cursor_path="$.next", cursor_param="after", content_path="$.items")
+
+
+def test_offset_paging_asks_by_offset_and_stops_at_the_record_total() -> None:
+    records = [product(n) for n in range(5)]
+    requests: list[dict[str, Any]] = []
+
+    def api(params: dict[str, Any]) -> Any:
+        requests.append(params)
+        return {"items": records[params["offset"] : params["offset"] + params["limit"]], "total": 5}
+
+    walk = walk_pages(api, OFFSET.model_copy(update={"total_records_path": "$.total"}), {"q": "x"})
+    assert [r for page in walk for r in page.records] == records
+    assert requests == [{"q": "x", "offset": o, "limit": 2} for o in (0, 2, 4)]
+    assert [page.key for page in walk_pages(api, OFFSET)] == [0, 2, 4]  # no total: the empty page ends
+    assert walk.warnings == []
+
+
+def test_offset_paging_loop_guard_names_the_offset() -> None:
+    with pytest.raises(SourceRejectedError, match=r"ignores the offset .*`paging.offset_param` \('offset'\)"):
+        list(walk_pages(lambda params: {"items": [product(1), product(2)]}, OFFSET))
+
+
+def test_cursor_paging_follows_the_cursor_and_stops_without_one() -> None:
+    records = [product(n) for n in range(5)]
+    requests: list[dict[str, Any]] = []
+
+    def api(params: dict[str, Any]) -> Any:
+        requests.append(params)
+        start = int(params.get("after", 0))
+        return {"items": records[start : start + 2], "next": start + 2 if start + 2 < 5 else None}
+
+    walk = walk_pages(api, CURSOR.model_copy(update={"page_size_param": "limit", "page_size": 2}))
+    assert [r for page in walk for r in page.records] == records
+    assert [params.get("after") for params in requests] == [None, "2", "4"]
+    assert {params["limit"] for params in requests} == {2}
+    assert walk.pages == 3
+
+
+def test_cursor_paging_guards_and_caps() -> None:
+    with pytest.raises(SourceRejectedError, match=r"same cursor .*`pattern.cursor_param` \('after'\)"):
+        list(walk_pages(lambda params: {"items": [], "next": "c"}, CURSOR))
+    counter = iter(range(100))
+    with pytest.raises(SourceRejectedError, match=r"Stopped after 3 pages"):
+        list(
+            walk_pages(
+                lambda params: {"items": [next(counter)], "next": str(next(counter))},
+                CURSOR.model_copy(update={"max_pages": 3}),
+            )
+        )
+    with pytest.raises(BadFileError, match=r"not a cursor"):
+        list(walk_pages(lambda params: {"items": [], "next": {"a": 1}}, CURSOR))
+    with pytest.raises(ValidationError, match=r"page_size_param"):
+        CursorPaging(cursor_path="$.n", cursor_param="c", content_path="$.i", page_size=5)
