@@ -475,3 +475,57 @@ def test_page_number_is_the_kind_and_paging_its_alias(httpserver: HTTPServer, sq
     state, report = run_paging_job(httpserver, sqlite_url, PAGING | {"kind": "page_number"})
     assert state.name == "Completed", report.error
     assert report.total("inserted") == 5
+
+
+# --- issue 15 finding 10: next-page links ----------------------------------------------------------
+
+
+def link_handler(server: HTTPServer, records: int, *, header: bool, host: str | None = None) -> Any:
+    """Serve `records` three a page; the next page's URL is in the body (`$.links.next`) or the Link header."""
+
+    def handler(request: Request) -> Response:
+        number = int(request.args.get("page", "1"))
+        start = (number - 1) * 3
+        body: dict[str, Any] = {"items": [product(n) for n in range(start, min(start + 3, records))]}
+        following = None
+        if start + 3 < records:
+            following = f"/products?page={number + 1}&tag=x"
+            if host is not None:
+                following = f"http://{host}{following}"
+            elif header:
+                following = server.url_for(following)  # absolute in the header; relative in the body
+        headers = {}
+        if header and following is not None:
+            headers["Link"] = f'<{following}>; rel="next", <{server.url_for("/products")}>; rel="first"'
+        elif following is not None:
+            body["links"] = {"next": following}
+        return Response(json.dumps(body), content_type="application/json", headers=headers)
+
+    return handler
+
+
+LINK: dict[str, Any] = {"kind": "link", "content_path": "$.items"}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no next-page link paginator")
+@pytest.mark.parametrize("header", [False, True], ids=["body", "link-header"])
+@pytest.mark.usefixtures("prefect_server")
+def test_link_paging_follows_the_next_url(httpserver: HTTPServer, sqlite_url: str, header: bool) -> None:
+    httpserver.expect_request("/products").respond_with_handler(link_handler(httpserver, 7, header=header))
+    pattern = LINK if header else LINK | {"next_url_path": "$.links.next"}
+    state, report = run_paging_job(httpserver, sqlite_url, pattern)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert [request.args.get("page") for request, _ in httpserver.log] == [None, "2", "3"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no next-page link paginator")
+@pytest.mark.usefixtures("prefect_server")
+def test_a_next_url_on_another_host_is_not_followed(httpserver: HTTPServer, sqlite_url: str) -> None:
+    handler = link_handler(httpserver, 7, header=False, host="elsewhere.invalid:8080")
+    httpserver.expect_request("/products").respond_with_handler(handler)
+    state, report = run_paging_job(httpserver, sqlite_url, LINK | {"next_url_path": "$.links.next"})
+    assert state.name == "Failed"
+    assert "'elsewhere.invalid'" in str(report.error)
+    assert "`trusted_hosts`" in str(report.error)
+    assert len(httpserver.log) == 1
