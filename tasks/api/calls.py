@@ -29,7 +29,7 @@ from urllib.parse import quote
 from pydantic import ConfigDict, Field, model_validator
 
 from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first, json_text
-from tasks.api.paging import CursorPaging, OffsetPaging, PageNumberPaging
+from tasks.api.paging import CursorPaging, LinkPaging, OffsetPaging, PageNumberPaging
 from tasks.csv.reader import CsvFormat
 from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
@@ -231,8 +231,17 @@ class CursorPattern(CursorPaging):
     export_pages_to: str | None = _export_pages_to()
 
 
-PagedPattern = PagingPattern | OffsetPattern | CursorPattern
-PAGED_PATTERNS = (PagingPattern, OffsetPattern, CursorPattern)
+class LinkPattern(LinkPaging):
+    """Follow the next page's URL, from the body or the `Link` header; the records are the content of all pages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Next-page link")
+
+    kind: Literal["link"] = Field(default="link", description="Follow each page's next-page URL.")
+    export_pages_to: str | None = _export_pages_to()
+
+
+PagedPattern = PagingPattern | OffsetPattern | CursorPattern | LinkPattern
+PAGED_PATTERNS = (PagingPattern, OffsetPattern, CursorPattern, LinkPattern)
 
 
 class RetryPattern(FormModel):
@@ -327,7 +336,13 @@ def _as_path(text: str) -> str:
 
 
 Pattern = Annotated[
-    DefaultPattern | PagingPattern | OffsetPattern | CursorPattern | RetryPattern | DownloadPattern,
+    DefaultPattern
+    | PagingPattern
+    | OffsetPattern
+    | CursorPattern
+    | LinkPattern
+    | RetryPattern
+    | DownloadPattern,
     Field(discriminator="kind"),
 ]
 
@@ -368,7 +383,8 @@ class ApiCall(FormModel):
     )
     pattern: Pattern = Field(
         default_factory=DefaultPattern,
-        description="How the call runs: one request, pages (by number, offset or cursor), polling until "
+        description="How the call runs: one request, pages (by number, offset, cursor or "
+        "next-page link), polling until "
         "ready, or a file download.",
     )
 

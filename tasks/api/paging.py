@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -205,6 +206,31 @@ class CursorPaging(FormModel):
     def request_key(self, params: dict[str, Any]) -> Any:
         """Return what tells this request's page apart: the cursor it sends."""
         return params.get(self.cursor_param)
+
+
+class LinkPaging(FormModel):
+    """How a call follows the next page's URL, from the body or the `Link` header, and where the records are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    next_url_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the next page's URL in each response, e.g. `$.links.next` (absolute, or "
+        "relative to the page's URL). Empty: the `Link` header's `rel=\"next\"` URL. Missing, null or empty: "
+        "the data ends. Followed only to the API's own host or the connection's `trusted_hosts`.",
+    )
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request: the call's own."""
+        return {}
 
 
 NumberedPaging = PageNumberPaging | OffsetPaging
@@ -528,3 +554,80 @@ def walk_pages(
     if isinstance(paging, CursorPaging):
         return CursorWalk(get_page, paging, dict(params or {}))
     return PageWalk(get_page, paging, dict(params or {}))
+
+
+# get_link(url) -> (decoded body, the `Link` header's next URL or None, the URL actually requested);
+# url None asks for the call's first page.
+GetLinkPage = Callable[[str | None], tuple[JsonValue, str | None, str]]
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"  # no query, no user info
+
+
+@dataclass
+class LinkWalk:
+    """Follow each page's next URL; iterate once, then `pages`, `records` and `warnings` are final.
+
+    The next URL is resolved against the page's own URL and followed only when `allowed(url)` (the API's
+    host or the connection's trusted hosts); anything else fails the call, naming the host. Pages are
+    fetched one after the other. Loop guard: a next URL that is the page's own, or a page that repeats
+    the previous page's records, fails the call.
+    """
+
+    get_page: GetLinkPage
+    paging: LinkPaging
+    allowed: Callable[[str], bool]
+    pages: int = 0
+    records: int = 0
+    total_pages: int | None = None
+    total_records: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Page]:
+        url: str | None = None
+        previous: bytes | None = None
+        while True:
+            if self.pages >= self.paging.max_pages:
+                raise SourceRejectedError(
+                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next page. "
+                    "Raise the call's `pattern.max_pages` if the API really has that many."
+                )
+            body, header_next, requested = self.get_page(url)
+            number, self.pages = self.pages, self.pages + 1
+            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
+            following = self._next(body, header_next, requested)
+            digest = records_digest(records)
+            if following == requested or (records and digest == previous):
+                looped = (
+                    "names itself as the next page" if following == requested else "repeats the page before"
+                )
+                raise SourceRejectedError(
+                    f"Page {number} ({_where(requested)}) {looped}: the API seems to loop. Check the call's `pattern.next_url_path` "
+                    f"({self.paging.next_url_path or 'empty: the Link header'!s})."
+                )
+            self.records += len(records)
+            yield Page(number, records, body, url)
+            if following is None:
+                return
+            url, previous = following, digest
+
+    def _next(self, body: JsonValue, header_next: str | None, requested: str) -> str | None:
+        path = self.paging.next_url_path
+        value = find_first(path, body) if path else header_next
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise BadFileError(
+                f"`{path}` gave {json_text(value)[:50]!r}, not a URL. Check the call's `pattern.next_url_path`."
+            )
+        following = urljoin(requested, value.strip())
+        parts = urlsplit(following)
+        if parts.scheme not in ("http", "https") or not self.allowed(following):
+            raise SourceRejectedError(
+                f"The next page's URL ({_where(following)}) is on host {parts.hostname or '?'!r}, neither the "
+                "API's own host nor one of the connection's `trusted_hosts` (or not http/https): not followed. "
+                "If the API really serves its pages there, add the host to the block's `trusted_hosts`."
+            )
+        return following

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from tasks.api.calls import (
     CallContext,
     DownloadPattern,
     JsonFile,
+    LinkPattern,
     PagedPattern,
     RetryPattern,
     as_text,
@@ -50,8 +52,9 @@ from tasks.api.http import (
     safe_url,
     send,
 )
+from tasks.api.http.auth import ConnectionAuth
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
-from tasks.api.paging import walk_pages
+from tasks.api.paging import GetLinkPage, LinkWalk, Walk, walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_spool
 from tasks.errors import SourceRejectedError, SourceUnavailableError
 from tasks.ui_schema import FormModel
@@ -144,12 +147,14 @@ class CallRequest:
     http: HttpSettings
     deadline: float
 
-    def send(self, params: dict[str, Any] | None = None, method: str | None = None) -> httpx.Response:
+    def send(
+        self, params: dict[str, Any] | None = None, method: str | None = None, url: str | None = None
+    ) -> httpx.Response:
         return send(
             self.client,
             method or self.call.method,
-            self.path,
-            params=params if params is not None else self.query,
+            url or self.path,
+            params=params if params is not None or url is not None else self.query,  # a URL has its own
             json=self.body,
             headers=self.headers or None,
             max_bytes=self.http.max_bytes,
@@ -257,17 +262,20 @@ def _spool_path(work_dir: Path, call: ApiCall) -> Path:
 def page_call(
     request: CallRequest, paging: PagedPattern, work_dir: Path, feed: RecordFeed | None
 ) -> CallOutcome:
-    raw: dict[
-        Any, bytes
-    ] = {}  # each page's body as received, by page number, offset or cursor, until spooled
+    raw: dict[Any, bytes] = {}  # each page's body as received, by page number, offset, cursor or URL
+    walk: Walk | LinkWalk
+    if isinstance(paging, LinkPattern):
+        walk = LinkWalk(_link_getter(request, raw), paging, _allowed_hosts(request.client))
+    else:
+        numbered = paging
 
-    def get_page(params: dict[str, Any]) -> JsonValue:
-        response = request.send(params)
-        body = decode_json(response)
-        raw[paging.request_key(params)] = response.content
-        return body
+        def get_page(params: dict[str, Any]) -> JsonValue:
+            response = request.send(params)
+            body = decode_json(response)
+            raw[numbered.request_key(params)] = response.content
+            return body
 
-    walk = walk_pages(get_page, paging, request.query)
+        walk = walk_pages(get_page, numbered, request.query)
     writer = SpoolWriter(_spool_path(work_dir, request.call), paging.content_path, paged=True)
     first: JsonValue = None
     try:
@@ -281,6 +289,27 @@ def page_call(
         raise
     spool = writer.close()
     return CallOutcome(body=first, spool=spool, pages=walk.pages, warnings=list(walk.warnings))
+
+
+def _link_getter(request: CallRequest, raw: dict[Any, bytes]) -> GetLinkPage:
+    def get_page(url: str | None) -> tuple[JsonValue, str | None, str]:
+        # The first page is the call's own request; the next ones are the URLs the API gives, as given
+        # (their query included: the call's query parameters are not added again).
+        response = request.send() if url is None else request.send(url=url)
+        body = decode_json(response)
+        raw[url] = response.content
+        following = response.links.get("next", {}).get("url")
+        return body, following, str(response.request.url)
+
+    return get_page
+
+
+def _allowed_hosts(client: httpx.Client) -> Callable[[str], bool]:
+    auth = client.auth
+    if isinstance(auth, ConnectionAuth):  # the hosts that may have the credentials may serve the pages
+        return lambda url: auth.may_receive_credentials(httpx.URL(url))
+    home = client.base_url
+    return lambda url: (httpx.URL(url).host, httpx.URL(url).port) == (home.host, home.port)
 
 
 def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutcome:

@@ -507,7 +507,6 @@ def link_handler(server: HTTPServer, records: int, *, header: bool, host: str | 
 LINK: dict[str, Any] = {"kind": "link", "content_path": "$.items"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no next-page link paginator")
 @pytest.mark.parametrize("header", [False, True], ids=["body", "link-header"])
 @pytest.mark.usefixtures("prefect_server")
 def test_link_paging_follows_the_next_url(httpserver: HTTPServer, sqlite_url: str, header: bool) -> None:
@@ -519,7 +518,6 @@ def test_link_paging_follows_the_next_url(httpserver: HTTPServer, sqlite_url: st
     assert [request.args.get("page") for request, _ in httpserver.log] == [None, "2", "3"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 finding 10: no next-page link paginator")
 @pytest.mark.usefixtures("prefect_server")
 def test_a_next_url_on_another_host_is_not_followed(httpserver: HTTPServer, sqlite_url: str) -> None:
     handler = link_handler(httpserver, 7, header=False, host="elsewhere.invalid:8080")

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from tasks.api.paging import (
     CursorPaging,
+    LinkPaging,
+    LinkWalk,
     OffsetPaging,
     PageNumberPaging,
     content_records,
@@ -396,3 +398,38 @@ def test_cursor_paging_guards_and_caps() -> None:
         list(walk_pages(lambda params: {"items": [], "next": {"a": 1}}, CURSOR))
     with pytest.raises(ValidationError, match=r"page_size_param"):
         CursorPaging(cursor_path="$.n", cursor_param="c", content_path="$.i", page_size=5)
+
+
+# --- next-page links --------------------------------------------------------------------------------
+
+
+def test_link_paging_resolves_relative_urls_and_refuses_other_hosts() -> None:
+    pages = {
+        None: ({"items": [1, 2], "next": "?page=2"}, "https://api.test/items"),
+        "https://api.test/items?page=2": ({"items": [3], "next": "https://api.test/items?page=3"}, ""),
+        "https://api.test/items?page=3": ({"items": [4], "next": None}, ""),
+    }
+    asked: list[str | None] = []
+
+    def get(url: str | None) -> tuple[Any, str | None, str]:
+        asked.append(url)
+        body, requested = pages[url]
+        return body, None, requested or str(url)
+
+    paging = LinkPaging(next_url_path="$.next", content_path="$.items")
+    walk = LinkWalk(get, paging, lambda url: url.startswith("https://api.test/"))
+    assert [r for page in walk for r in page.records] == [1, 2, 3, 4]
+    assert asked == [None, "https://api.test/items?page=2", "https://api.test/items?page=3"]
+
+    def foreign(url: str | None) -> tuple[Any, str | None, str]:
+        return {"items": [1]}, "https://evil.test/steal?token=s3cret", "https://api.test/items"
+
+    with pytest.raises(SourceRejectedError, match=r"on host 'evil.test'") as failure:
+        list(LinkWalk(foreign, LinkPaging(content_path="$.items"), lambda url: "api.test" in url))
+    assert "s3cret" not in str(failure.value)
+
+    def loops(url: str | None) -> tuple[Any, str | None, str]:
+        return {"items": [1]}, "https://api.test/items", "https://api.test/items"
+
+    with pytest.raises(SourceRejectedError, match=r"names itself as the next page"):
+        list(LinkWalk(loops, LinkPaging(content_path="$.items"), lambda url: True))
