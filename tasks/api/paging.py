@@ -1,10 +1,14 @@
-"""Walk an API's page-number pages: the settings, and one pure loop over an injected `get_page`.
+"""Walk an API's pages: the settings of each paginator, and pure loops over an injected page getter.
 
-The loop knows no HTTP: the caller passes `get_page(params) -> decoded body`, so the stop rules, the
-loop guard, the page cap and the warnings are tested with canned bodies. Once the first page gives the
-total number of pages, the others are fetched `concurrency` at a time from a thread pool (`get_page`
-must then be thread-safe, as an `httpx.Client` is); pages are still yielded in order, and at most
-`2 x concurrency` of them are held at once, so memory stays bounded whatever the total.
+Four paginators: page numbers (`PageNumberPaging`), record offset and limit (`OffsetPaging`), a cursor
+each page gives to the next (`CursorPaging`) and a next-page URL from the body or the `Link` header
+(`LinkPaging`). The loops know no HTTP: the caller passes `get_page(params) -> decoded body` (for links,
+`get_page(url) -> (body, Link-header next URL, URL requested)`), so the stop rules, the loop guard, the
+page cap and the warnings are tested with canned bodies. Once the first page gives the total number of
+pages (page numbers only), the others are fetched `concurrency` at a time from a thread pool
+(`get_page` must then be thread-safe, as an `httpx.Client` is); pages are still yielded in order, and at
+most `2 x concurrency` of them are held at once, so memory stays bounded whatever the total. The other
+paginators fetch one page after the other.
 """
 
 from __future__ import annotations
