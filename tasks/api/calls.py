@@ -29,7 +29,7 @@ from urllib.parse import quote
 from pydantic import ConfigDict, Field, model_validator
 
 from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first, json_text
-from tasks.api.paging import PageNumberPaging
+from tasks.api.paging import CursorPaging, LinkPaging, OffsetPaging, PageNumberPaging
 from tasks.csv.reader import CsvFormat
 from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
@@ -191,19 +191,57 @@ class DefaultPattern(FormModel):
     )
 
 
-class PagingPattern(PageNumberPaging):
-    """Fetch every page by number; the records are the content of all pages."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, title="Paging")
-
-    kind: Literal["paging"] = Field(default="paging", description="Fetch every page by its number.")
-    export_pages_to: str | None = Field(
+def _export_pages_to() -> Any:
+    return Field(
         default=None,
         title="Export pages to",
         description="Keep the raw pages (one JSON line per page, gzip-compressed NDJSON) in this folder "
-        "or fsspec URL, e.g. `/data/exports` or `s3://bucket/exports`, as "
-        "`<job>-<call>-<UTC time>.ndjson.gz`. Empty: the pages are not kept.",
+        "or fsspec URL, which must lie under the worker's `DATAHUB_EXPORT_ROOT` (a relative value is a "
+        "folder under it), as `<job>-<call>-<UTC time>.ndjson.gz`. Empty: the pages are not kept.",
     )
+
+
+class PagingPattern(PageNumberPaging):
+    """Fetch every page by number; the records are the content of all pages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Page number")
+
+    kind: Literal["page_number", "paging"] = Field(
+        default="page_number",
+        description="Fetch every page by its number (`paging`, the former name, is still accepted).",
+    )
+    export_pages_to: str | None = _export_pages_to()
+
+
+class OffsetPattern(OffsetPaging):
+    """Fetch the pages by record offset and limit; the records are the content of all pages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Offset and limit")
+
+    kind: Literal["offset"] = Field(default="offset", description="Fetch the pages by record offset.")
+    export_pages_to: str | None = _export_pages_to()
+
+
+class CursorPattern(CursorPaging):
+    """Follow the cursor each response gives to the next page; the records are the content of all pages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Cursor")
+
+    kind: Literal["cursor"] = Field(default="cursor", description="Follow the cursor of each response.")
+    export_pages_to: str | None = _export_pages_to()
+
+
+class LinkPattern(LinkPaging):
+    """Follow the next page's URL, from the body or the `Link` header; the records are the content of all pages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="Next-page link")
+
+    kind: Literal["link"] = Field(default="link", description="Follow each page's next-page URL.")
+    export_pages_to: str | None = _export_pages_to()
+
+
+PagedPattern = PagingPattern | OffsetPattern | CursorPattern | LinkPattern
+PAGED_PATTERNS = (PagingPattern, OffsetPattern, CursorPattern, LinkPattern)
 
 
 class RetryPattern(FormModel):
@@ -298,7 +336,14 @@ def _as_path(text: str) -> str:
 
 
 Pattern = Annotated[
-    DefaultPattern | PagingPattern | RetryPattern | DownloadPattern, Field(discriminator="kind")
+    DefaultPattern
+    | PagingPattern
+    | OffsetPattern
+    | CursorPattern
+    | LinkPattern
+    | RetryPattern
+    | DownloadPattern,
+    Field(discriminator="kind"),
 ]
 
 
@@ -338,7 +383,9 @@ class ApiCall(FormModel):
     )
     pattern: Pattern = Field(
         default_factory=DefaultPattern,
-        description="How the call runs: one request, paging, polling until ready, or a file download.",
+        description="How the call runs: one request, pages (by number, offset, cursor or "
+        "next-page link), polling until "
+        "ready, or a file download.",
     )
 
     @model_validator(mode="after")
@@ -372,7 +419,7 @@ class ApiCall(FormModel):
                 parse_value(text)
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from None
-        if isinstance(self.pattern, PagingPattern) and self.method not in ("GET", "POST"):
+        if isinstance(self.pattern, PAGED_PATTERNS) and self.method not in ("GET", "POST"):
             raise ValueError(f"{where}: paging works with GET (or POST) only.")
         return self
 

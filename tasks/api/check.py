@@ -16,7 +16,7 @@ from datetime import datetime
 import httpx
 
 from blocks.api import ApiConnection
-from tasks.api.calls import ApiCall, CallContext, PagingPattern, as_text, render_path, resolve_value
+from tasks.api.calls import PAGED_PATTERNS, ApiCall, CallContext, as_text, render_path, resolve_value
 from tasks.api.http import ConnectionAuth, RetryPolicy, decode_json, open_client, safe_url, send
 from tasks.errors import ImportJobError
 
@@ -65,7 +65,7 @@ def check_api_connection(
 
 def _safe_to_send(call: ApiCall) -> bool:
     plain = call.method == "GET" and not call.reads_previous() and not call.variables_used()
-    return plain and call.pattern.kind in ("default", "paging", "retry")
+    return plain and (call.pattern.kind in ("default", "retry") or isinstance(call.pattern, PAGED_PATTERNS))
 
 
 def _send_first_call(
@@ -78,8 +78,8 @@ def _send_first_call(
     headers = {k: as_text(resolve_value(v, context, where=where)) for k, v in call.headers.items()}
     pattern = call.pattern
     params: dict[str, object] = dict(query)
-    if isinstance(pattern, PagingPattern):
-        params |= pattern.params_for(pattern.first_page)
+    if isinstance(pattern, PAGED_PATTERNS):
+        params |= pattern.first_params()
     response = send(
         client,
         "GET",

@@ -1,23 +1,31 @@
-"""Walk an API's page-number pages: the settings, and one pure loop over an injected `get_page`.
+"""Walk an API's pages: the settings of each paginator, and pure loops over an injected page getter.
 
-The loop knows no HTTP: the caller passes `get_page(params) -> decoded body`, so the stop rules, the
-loop guard, the page cap and the warnings are tested with canned bodies. Once the first page gives the
-total number of pages, the others are fetched `concurrency` at a time from a thread pool (`get_page`
-must then be thread-safe, as an `httpx.Client` is); pages are still yielded in order, and at most
-`2 x concurrency` of them are held at once, so memory stays bounded whatever the total.
+Four paginators: page numbers (`PageNumberPaging`), record offset and limit (`OffsetPaging`), a cursor
+each page gives to the next (`CursorPaging`) and a next-page URL from the body or the `Link` header
+(`LinkPaging`). The loops know no HTTP: the caller passes `get_page(params) -> decoded body` (for links,
+`get_page(url) -> (body, Link-header next URL, URL requested)`), so the stop rules, the loop guard, the
+page cap and the warnings are tested with canned bodies. Once the first page gives the total number of
+pages (page numbers only), the others are fetched `concurrency` at a time from a thread pool
+(`get_page` must then be thread-safe, as an `httpx.Client` is); pages are still yielded in order, and at
+most `2 x concurrency` of them are held at once, so memory stays bounded whatever the total. The other
+paginators fetch one page after the other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first
+from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_first, json_text
 from tasks.errors import BadFileError, SourceRejectedError
 from tasks.ui_schema import FormModel
 
@@ -47,6 +55,12 @@ class PageNumberPaging(FormModel):
         description="JSONPath of the total number of records, checked against the records received; "
         "empty: the `totalRecords` next to the total pages, when there is one.",
     )
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
     concurrency: int = Field(
         default=4,
@@ -68,6 +82,163 @@ class PageNumberPaging(FormModel):
             return self.total_pages_path.removesuffix("totalPages") + "totalRecords"
         return None
 
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(self.first_page)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: its page number."""
+        return params.get(self.page_number_param)
+
+    def ignored_hint(self) -> str:
+        """Return what the API may ignore when pages repeat from the start, and the settings to check."""
+        return (
+            f"the page number (check the call's `paging.page_number_param` ({self.page_number_param!r}) "
+            f"and `paging.first_page` ({self.first_page}))"
+        )
+
+
+class OffsetPaging(FormModel):
+    """How a call asks for its pages by record offset and limit, and where each page holds its records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offset_param: str = Field(
+        description="Query parameter that carries the offset of the page's first record (0 first), e.g. `offset`."
+    )
+    limit_param: str = Field(description="Query parameter that carries the number of records, e.g. `limit`.")
+    limit: int = Field(ge=1, description="Number of records to ask for per page.")
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    total_records_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the total number of records, e.g. `$.total`: reaching it ends the data. "
+        "Empty: stop at the first empty page (or at a page that repeats the previous page's records).",
+    )
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    # The walk's view of offset paging: page n starts at n x limit; pages are fetched one by one.
+    @property
+    def page_size(self) -> int:
+        return self.limit
+
+    @property
+    def first_page(self) -> int:
+        return 0
+
+    @property
+    def total_pages_path(self) -> str | None:
+        return None
+
+    @property
+    def concurrency(self) -> int:
+        return 1
+
+    def params_for(self, number: int) -> dict[str, Any]:
+        """Return the query parameters that ask for page `number` (0 first)."""
+        return {self.offset_param: number * self.limit, self.limit_param: self.limit}
+
+    def records_total_path(self) -> str | None:
+        """Return the path of the record total, when the call gives one."""
+        return self.total_records_path
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(0)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: its offset."""
+        return params.get(self.offset_param)
+
+    def ignored_hint(self) -> str:
+        """Return what the API may ignore when pages repeat from the start, and the settings to check."""
+        return f"the offset (check the call's `paging.offset_param` ({self.offset_param!r}))"
+
+
+class CursorPaging(FormModel):
+    """How a call follows a cursor each response gives to the next page, and where the records are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor_path: JsonPath = Field(
+        description="JSONPath of the next page's cursor in each response, e.g. `$.next_cursor`; a missing, "
+        "null or empty cursor ends the data."
+    )
+    cursor_param: str = Field(
+        description="Query parameter that carries the cursor, e.g. `cursor` (not sent with the first request)."
+    )
+    page_size_param: str | None = Field(
+        default=None,
+        description="Query parameter that carries the page size, e.g. `limit`. Empty: none sent.",
+    )
+    page_size: int | None = Field(
+        default=None, ge=1, description="Number of records to ask for per page, sent in `page_size_param`."
+    )
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    @model_validator(mode="after")
+    def _check_size(self) -> CursorPaging:
+        if (self.page_size_param is None) != (self.page_size is None):
+            raise ValueError("give both `page_size_param` and `page_size`, or neither.")
+        return self
+
+    def params_for(self, cursor: str | None) -> dict[str, Any]:
+        """Return the query parameters that ask for the page after `cursor` (None: the first page)."""
+        params: dict[str, Any] = {}
+        if self.page_size_param is not None:
+            params[self.page_size_param] = self.page_size
+        if cursor is not None:
+            params[self.cursor_param] = cursor
+        return params
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request."""
+        return self.params_for(None)
+
+    def request_key(self, params: dict[str, Any]) -> Any:
+        """Return what tells this request's page apart: the cursor it sends."""
+        return params.get(self.cursor_param)
+
+
+class LinkPaging(FormModel):
+    """How a call follows the next page's URL, from the body or the `Link` header, and where the records are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    next_url_path: JsonPath | None = Field(
+        default=None,
+        description="JSONPath of the next page's URL in each response, e.g. `$.links.next` (absolute, or "
+        "relative to the page's URL). Empty: the `Link` header's `rel=\"next\"` URL. Missing, null or empty: "
+        "the data ends. Followed only to the API's own host or the connection's `trusted_hosts`.",
+    )
+    content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
+    empty_is_ok: bool = Field(
+        default=False,
+        description="The API leaves the content path out of a page when it has no records: such a page "
+        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
+        "the page has (an empty list at the path is always an empty page).",
+    )
+    max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
+
+    def first_params(self) -> dict[str, Any]:
+        """Return the query parameters of the first request: the call's own."""
+        return {}
+
+
+NumberedPaging = PageNumberPaging | OffsetPaging
+
 
 @dataclass(frozen=True)
 class Page:
@@ -76,6 +247,7 @@ class Page:
     number: int
     records: list[JsonValue]
     body: JsonValue
+    key: Any = None  # what the request sent to get this page: its page number, offset or cursor
 
 
 def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
@@ -88,16 +260,70 @@ def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
     return matches
 
 
+def content_records(content_path: str, body: JsonValue, *, empty_is_ok: bool = False) -> list[JsonValue]:
+    """Return a page's records like `page_records`; raise BadFileError when the content path matches nothing.
+
+    A path that matches nothing usually means a wrong path (it would import nothing, silently), unless the
+    API leaves the key out of empty pages (`empty_is_ok`). A path with wildcards, whose matches may
+    legitimately be none, and an empty body (204) are not checked.
+    """
+    compiled = compile_jsonpath(content_path)
+    if body is None or empty_is_ok or compiled.multi or compiled.find(body):
+        return page_records(content_path, body)
+    raise BadFileError(
+        f"The content path `{content_path}` matches nothing in the page; {_shape(body)}. Check the call's "
+        "`pattern.content_path` (names are case-sensitive); if the API leaves it out of pages with no "
+        "records, set the call's `pattern.empty_is_ok`."
+    )
+
+
+def _shape(body: JsonValue) -> str:
+    if isinstance(body, dict):
+        keys = sorted(str(key) for key in body)
+        listed = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+        return f"the page has the keys {listed}" if keys else "the page is an empty object"
+    if isinstance(body, list):
+        return f"the page is a list of {len(body):,} items (try `$`)"
+    return f"the page is a single {type(body).__name__} value"
+
+
+def records_digest(records: list[JsonValue]) -> bytes:
+    """Return a hash of a page's records by content (key order aside): equal pages, equal digests."""
+    text = json.dumps(records, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
 def _count(path: str | None, body: JsonValue, setting: str) -> int | None:
     value = find_first(path, body) if path else None
     if value is None:
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    number = _whole_number(value)
+    if number is None:
         raise BadFileError(
-            f"`{path}` gave {str(value)[:50]!r}, not a whole number. Check the call's `paging.{setting}`."
-        ) from None
+            f"`{path}` gave {str(value)[:50]!r}, not a whole number of zero or more. Check the call's "
+            f"`paging.{setting}` (it must point at a count, e.g. `$.paging.{_EXAMPLES[setting]}`), or leave "
+            "it empty if the API gives no such count."
+        )
+    return number
+
+
+_EXAMPLES = {"total_pages_path": "totalPages", "total_records_path": "totalRecords"}
+
+
+def _whole_number(value: JsonValue) -> int | None:
+    """Return a count as an int: a whole number >= 0, as a JSON number or digits; None for anything else.
+
+    Refused: booleans, fractions, `Infinity`/`NaN` (which Python's JSON reader accepts) and negatives.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() and value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 @dataclass
@@ -105,13 +331,16 @@ class PageWalk:
     """Iterate once to fetch the pages lazily; afterwards `pages`, `records` and `warnings` are final."""
 
     get_page: GetPage
-    paging: PageNumberPaging
+    paging: NumberedPaging
     params: dict[str, Any] = field(default_factory=dict)
     pages: int = 0
     records: int = 0
     total_pages: int | None = None
     total_records: int | None = None
     warnings: list[str] = field(default_factory=list)
+    _last_digest: bytes | None = field(default=None, repr=False)
+    _last_full: bool = field(default=False, repr=False)
+    _full_before_last: bool = field(default=False, repr=False)
 
     def __iter__(self) -> Iterator[Page]:
         first = self._fetch(self.paging.first_page)
@@ -124,9 +353,9 @@ class PageWalk:
         self._check_record_total()
 
     def _one_by_one(self, page: Page) -> Iterator[Page]:
-        previous: list[JsonValue] | None = None
         while True:
-            previous = self._guard_loop(page, previous)
+            if self._repeats(page):
+                return
             yield page
             if self._reached_total(page):
                 return
@@ -143,7 +372,7 @@ class PageWalk:
                 f"({self.paging.max_pages:,}). Raise `paging.max_pages` if the API really has that many, "
                 "or ask for bigger pages with `paging.page_size`."
             )
-        previous = self._guard_loop(first, None)
+        self._repeats(first)
         yield first
         if self._reached_total(first):
             return
@@ -166,7 +395,8 @@ class PageWalk:
                 if not page.records:
                     self._check_empty_stop(number)
                     return
-                previous = self._guard_loop(page, previous)
+                if self._repeats(page):
+                    return
                 yield page
                 if not window and self._reached_total(page):
                     return
@@ -188,23 +418,44 @@ class PageWalk:
         self.pages += 1
         self.total_pages = _count(self.paging.total_pages_path, body, "total_pages_path")
         self.total_records = _count(self.paging.records_total_path(), body, "total_records_path")
-        records = page_records(self.paging.content_path, body)
+        records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
         self.records += len(records)
-        return Page(number, records, body)
+        return Page(number, records, body, self.paging.request_key(self.paging.params_for(number)))
 
-    def _guard_loop(self, page: Page, previous: list[JsonValue] | None) -> list[JsonValue]:
-        # Comparing with the previous page's records (kept until the next page) stops at the first
-        # difference, which for real pages is the first record: far cheaper than hashing every page.
-        if page.records == previous:
+    def _repeats(self, page: Page) -> bool:
+        """Return whether `page` repeats the previous page's records, which then ends the data.
+
+        Many APIs answer every page past the end with their last page. A repeat after at least one full
+        page before it is that end (noted in the warnings). A repeat of the first page is the loop guard:
+        the API ignores the page number, or its data is one page it repeats; that fails the call.
+        """
+        digest = records_digest(page.records)
+        if digest != self._last_digest:
+            self._full_before_last = self._full_before_last or self._last_full
+            self._last_digest, self._last_full = digest, len(page.records) >= self.paging.page_size
+            return False
+        if not self._full_before_last:
             raise SourceRejectedError(
-                f"Pages {page.number - 1} and {page.number} returned the same records: the API seems to "
-                f"ignore the page number. Check the call's `paging.page_number_param` "
-                f"({self.paging.page_number_param!r}) and `paging.first_page` ({self.paging.first_page})."
+                f"Pages {page.number - 1} and {page.number} returned the same records: either the API "
+                f"ignores {self.paging.ignored_hint()}, or its data is only one page that it repeats past the end (then set "
+                "`paging.total_records_path` (or a page total) so the call knows where it ends)."
             )
-        return page.records
+        self.pages -= 1  # the repeat is not a page of data
+        self.records -= len(page.records)
+        note = (
+            f"Page {page.number} repeated the records of page {page.number - 1}: taken as the end of the "
+            "data (the API repeats its last page past the end)."
+        )
+        fetched = page.number - self.paging.first_page
+        if self.total_pages is not None and fetched < self.total_pages:
+            note += f" The API reported {self.total_pages:,} pages; {fetched:,} had data."
+        self.warnings.append(note)
+        return True
 
     def _reached_total(self, page: Page) -> bool:
-        if self.total_pages is None or page.number - self.paging.first_page + 1 < self.total_pages:
+        if self.total_pages is None:  # the record total, when known, ends the data as well
+            return self.total_records is not None and self.records >= self.total_records
+        if page.number - self.paging.first_page + 1 < self.total_pages:
             return False
         if len(page.records) >= self.paging.page_size and self._more_after(page.number):
             self.warnings.append(
@@ -217,7 +468,8 @@ class PageWalk:
         # A full last page is ambiguous: the record total settles it, else one probe of the next page.
         if self.total_records is not None:
             return self.total_records > self.records
-        return bool(page_records(self.paging.content_path, self._get(number + 1)))
+        probe = page_records(self.paging.content_path, self._get(number + 1))
+        return bool(probe) and records_digest(probe) != self._last_digest  # a repeat of the last is no more
 
     def _check_empty_stop(self, number: int) -> None:
         fetched = number - self.paging.first_page
@@ -234,6 +486,152 @@ class PageWalk:
             )
 
 
-def walk_pages(get_page: GetPage, paging: PageNumberPaging, params: dict[str, Any] | None = None) -> PageWalk:
+def _cursor(path: str, body: JsonValue) -> str | None:
+    value = find_first(path, body)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return json_text(value)
+    raise BadFileError(
+        f"`{path}` gave {json_text(value)[:50]!r}, not a cursor (text or a number). Check the call's "
+        "`pattern.cursor_path`."
+    )
+
+
+@dataclass
+class CursorWalk:
+    """Follow the cursor each page gives; iterate once, then `pages`, `records` and `warnings` are final.
+
+    Pages are fetched one after the other (the next cursor is only known from the page before). The
+    data ends when the cursor is missing, null or empty. Loop guard: a page that gives back the cursor
+    that asked for it, or repeats the previous page's records, fails the call.
+    """
+
+    get_page: GetPage
+    paging: CursorPaging
+    params: dict[str, Any] = field(default_factory=dict)
+    pages: int = 0
+    records: int = 0
+    total_pages: int | None = None
+    total_records: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Page]:
+        cursor: str | None = None
+        previous: bytes | None = None
+        while True:
+            if self.pages >= self.paging.max_pages:
+                raise SourceRejectedError(
+                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next cursor. "
+                    "Raise the call's `pattern.max_pages` if the API really has that many, or check "
+                    f"`pattern.cursor_path` ({self.paging.cursor_path!r})."
+                )
+            body = self.get_page({**self.params, **self.paging.params_for(cursor)})
+            number, self.pages = self.pages, self.pages + 1
+            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
+            following = _cursor(self.paging.cursor_path, body)
+            digest = records_digest(records)
+            if (following is not None and following == cursor) or (records and digest == previous):
+                raise SourceRejectedError(
+                    f"Pages {number - 1} and {number} returned the same "
+                    f"{'cursor' if following == cursor else 'records'} (cursor {cursor!r} asked for page "
+                    f"{number}): the API seems to ignore the cursor. Check the call's "
+                    f"`pattern.cursor_param` ({self.paging.cursor_param!r}) and `pattern.cursor_path` "
+                    f"({self.paging.cursor_path!r})."
+                )
+            self.records += len(records)
+            yield Page(number, records, body, cursor)
+            if following is None:
+                return
+            cursor, previous = following, digest
+
+
+Walk = PageWalk | CursorWalk
+
+
+def walk_pages(
+    get_page: GetPage, paging: NumberedPaging | CursorPaging, params: dict[str, Any] | None = None
+) -> Walk:
     """Return a lazy walk over the pages; `params` are the call's other query parameters."""
+    if isinstance(paging, CursorPaging):
+        return CursorWalk(get_page, paging, dict(params or {}))
     return PageWalk(get_page, paging, dict(params or {}))
+
+
+# get_link(url) -> (decoded body, the `Link` header's next URL or None, the URL actually requested);
+# url None asks for the call's first page.
+GetLinkPage = Callable[[str | None], tuple[JsonValue, str | None, str]]
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"  # no query, no user info
+
+
+@dataclass
+class LinkWalk:
+    """Follow each page's next URL; iterate once, then `pages`, `records` and `warnings` are final.
+
+    The next URL is resolved against the page's own URL and followed only when `allowed(url)` (the API's
+    host or the connection's trusted hosts); anything else fails the call, naming the host. Pages are
+    fetched one after the other. Loop guard: a next URL that is the page's own, or a page that repeats
+    the previous page's records, fails the call.
+    """
+
+    get_page: GetLinkPage
+    paging: LinkPaging
+    allowed: Callable[[str], bool]
+    pages: int = 0
+    records: int = 0
+    total_pages: int | None = None
+    total_records: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Page]:
+        url: str | None = None
+        previous: bytes | None = None
+        while True:
+            if self.pages >= self.paging.max_pages:
+                raise SourceRejectedError(
+                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next page. "
+                    "Raise the call's `pattern.max_pages` if the API really has that many."
+                )
+            body, header_next, requested = self.get_page(url)
+            number, self.pages = self.pages, self.pages + 1
+            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
+            following = self._next(body, header_next, requested)
+            digest = records_digest(records)
+            if following == requested or (records and digest == previous):
+                looped = (
+                    "names itself as the next page" if following == requested else "repeats the page before"
+                )
+                raise SourceRejectedError(
+                    f"Page {number} ({_where(requested)}) {looped}: the API seems to loop. Check the call's `pattern.next_url_path` "
+                    f"({self.paging.next_url_path or 'empty: the Link header'!s})."
+                )
+            self.records += len(records)
+            yield Page(number, records, body, url)
+            if following is None:
+                return
+            url, previous = following, digest
+
+    def _next(self, body: JsonValue, header_next: str | None, requested: str) -> str | None:
+        path = self.paging.next_url_path
+        value = find_first(path, body) if path else header_next
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            raise BadFileError(
+                f"`{path}` gave {json_text(value)[:50]!r}, not a URL. Check the call's `pattern.next_url_path`."
+            )
+        following = urljoin(requested, value.strip())
+        parts = urlsplit(following)
+        if parts.scheme not in ("http", "https") or not self.allowed(following):
+            raise SourceRejectedError(
+                f"The next page's URL ({_where(following)}) is on host {parts.hostname or '?'!r}, neither the "
+                "API's own host nor one of the connection's `trusted_hosts` (or not http/https): not followed. "
+                "If the API really serves its pages there, add the host to the block's `trusted_hosts`."
+            )
+        return following

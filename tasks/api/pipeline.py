@@ -16,7 +16,7 @@ from prefect.futures import PrefectFuture
 from prefect.logging import get_run_logger
 
 from blocks.database import hub_database
-from tasks.api.calls import ApiCall, CallContext, PagingPattern
+from tasks.api.calls import PAGED_PATTERNS, ApiCall, CallContext
 from tasks.api.feed import RecordFeed
 from tasks.api.records import ChildRecords, record_mapper
 from tasks.api.runner import CallOutcome, HttpSettings, run_call
@@ -83,7 +83,7 @@ def run_calls(
     outcome = CallOutcome(body=None)
     loaded: Loaded | None = None
     for call in calls:
-        if call is calls[-1] and isinstance(call.pattern, PagingPattern):
+        if call is calls[-1] and isinstance(call.pattern, PAGED_PATTERNS):
             outcome, loaded = _page_while_loading(
                 connection, call, context, http, local_dir, job_name, start_load
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +28,13 @@ from blocks.api import ApiConnection
 from blocks.run_cache import load_block
 from tasks.api.calls import (
     CAPTURED,
+    PAGED_PATTERNS,
     ApiCall,
     CallContext,
     DownloadPattern,
     JsonFile,
-    PagingPattern,
+    LinkPattern,
+    PagedPattern,
     RetryPattern,
     as_text,
     records_of,
@@ -53,7 +56,7 @@ from tasks.api.http import (
     send,
 )
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
-from tasks.api.paging import walk_pages
+from tasks.api.paging import GetLinkPage, LinkWalk, Walk, walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 from tasks.ui_schema import FormModel
@@ -146,12 +149,14 @@ class CallRequest:
     http: HttpSettings
     deadline: float
 
-    def send(self, params: dict[str, Any] | None = None, method: str | None = None) -> httpx.Response:
+    def send(
+        self, params: dict[str, Any] | None = None, method: str | None = None, url: str | None = None
+    ) -> httpx.Response:
         return send(
             self.client,
             method or self.call.method,
-            self.path,
-            params=params if params is not None else self.query,
+            url or self.path,
+            params=params if params is not None or url is not None else self.query,  # a URL has its own
             json=self.body,
             headers=self.headers or None,
             max_bytes=self.http.max_bytes,
@@ -195,7 +200,7 @@ def _run(
     job_name: str,
     feed: RecordFeed | None,
 ) -> CallOutcome:
-    if isinstance(call.pattern, PagingPattern) and call.pattern.export_pages_to:
+    if isinstance(call.pattern, PAGED_PATTERNS) and call.pattern.export_pages_to:
         export_folder(call.pattern.export_pages_to)  # refused before any page is fetched
     connection = load_block(ApiConnection, connection_name)
     if http.timeout_seconds is not None:
@@ -207,7 +212,7 @@ def _run(
             raise SourceRejectedError(f"{exc} Fix the call's values.") from exc
     outcome.captured = _capture(call, outcome.body)
     pattern = call.pattern
-    if isinstance(pattern, PagingPattern) and pattern.export_pages_to and outcome.spool is not None:
+    if isinstance(pattern, PAGED_PATTERNS) and pattern.export_pages_to and outcome.spool is not None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         outcome.exported_to = export_spool(
             outcome.spool, pattern.export_pages_to, f"{job_name}-{call.name}-{stamp}"
@@ -240,7 +245,7 @@ def _execute(
         http,
         deadline,
     )
-    if isinstance(pattern, PagingPattern):
+    if isinstance(pattern, PAGED_PATTERNS):
         return page_call(request, pattern, work_dir, feed)
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
@@ -259,23 +264,28 @@ def _spool_path(work_dir: Path, call: ApiCall) -> Path:
 
 
 def page_call(
-    request: CallRequest, paging: PagingPattern, work_dir: Path, feed: RecordFeed | None
+    request: CallRequest, paging: PagedPattern, work_dir: Path, feed: RecordFeed | None
 ) -> CallOutcome:
-    raw: dict[Any, bytes] = {}  # each page's body as received, by page number, until spooled
+    raw: dict[Any, bytes] = {}  # each page's body as received, by page number, offset, cursor or URL
+    walk: Walk | LinkWalk
+    if isinstance(paging, LinkPattern):
+        walk = LinkWalk(_link_getter(request, raw), paging, _allowed_hosts(request.client))
+    else:
+        numbered = paging
 
-    def get_page(params: dict[str, Any]) -> JsonValue:
-        response = request.send(params)
-        body = decode_json(response)
-        raw[params[paging.page_number_param]] = response.content
-        return body
+        def get_page(params: dict[str, Any]) -> JsonValue:
+            response = request.send(params)
+            body = decode_json(response)
+            raw[numbered.request_key(params)] = response.content
+            return body
 
-    walk = walk_pages(get_page, paging, request.query)
+        walk = walk_pages(get_page, numbered, request.query)
     writer = SpoolWriter(_spool_path(work_dir, request.call), paging.content_path, paged=True)
     first: JsonValue = None
     try:
         for page in walk:
             first = page.body if first is None else first
-            writer.write(page.body, len(page.records), raw.pop(page.number, None))
+            writer.write(page.body, len(page.records), raw.pop(page.key, None))
             if feed is not None and page.records:
                 feed.put(page.records)
     except BaseException:
@@ -283,6 +293,27 @@ def page_call(
         raise
     spool = writer.close()
     return CallOutcome(body=first, spool=spool, pages=walk.pages, warnings=list(walk.warnings))
+
+
+def _link_getter(request: CallRequest, raw: dict[Any, bytes]) -> GetLinkPage:
+    def get_page(url: str | None) -> tuple[JsonValue, str | None, str]:
+        # The first page is the call's own request; the next ones are the URLs the API gives, as given
+        # (their query included: the call's query parameters are not added again).
+        response = request.send() if url is None else request.send(url=url)
+        body = decode_json(response)
+        raw[url] = response.content
+        following = response.links.get("next", {}).get("url")
+        return body, following, str(response.request.url)
+
+    return get_page
+
+
+def _allowed_hosts(client: httpx.Client) -> Callable[[str], bool]:
+    auth = client.auth
+    if isinstance(auth, ConnectionAuth):  # the hosts that may have the credentials may serve the pages
+        return lambda url: auth.may_receive_credentials(httpx.URL(url))
+    home = client.base_url
+    return lambda url: (httpx.URL(url).host, httpx.URL(url).port) == (home.host, home.port)
 
 
 def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutcome:

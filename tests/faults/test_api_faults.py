@@ -80,7 +80,9 @@ def pages_handler(records: int, *, total_pages: int | None = None) -> Any:
     return handler
 
 
-def run_paging_job(server: HTTPServer, hub_url: str, **paging: Any) -> tuple[State, ImportReport]:
+def run_paging_job(
+    server: HTTPServer, hub_url: str, pattern: dict[str, Any] | None = None, **paging: Any
+) -> tuple[State, ImportReport]:
     name = f"api-{uuid.uuid4().hex[:8]}"
     connection(server).save(name, overwrite=True)
     job = ApiImportJob.model_validate(
@@ -88,7 +90,7 @@ def run_paging_job(server: HTTPServer, hub_url: str, **paging: Any) -> tuple[Sta
             "name": f"fault-{uuid.uuid4().hex[:8]}",
             "connection": name,
             "entity": "products",
-            "calls": [{"name": "products", "path": "products", "pattern": PAGING | paging}],
+            "calls": [{"name": "products", "path": "products", "pattern": pattern or PAGING | paging}],
             "mapping": {
                 "$.id": "productExternalId",
                 "$.name": "productNames",
@@ -259,3 +261,269 @@ def test_a_429_storm_backs_off_then_fails_clearly_at_the_deadline(httpserver: HT
     assert 3 <= len(httpserver.log) <= 6  # honoured Retry-After (0.2 s) rather than hammering
     assert elapsed < 2
     assert API_KEY not in message
+
+
+# --- issue 15: content paths, pages repeated past the end, totals that are not numbers --------------
+
+
+def repeating_handler(records: int, *, total_pages: bool = False, total_records: bool = False) -> Any:
+    """Serve `records` products two a page; every page past the end repeats the last page (no empty page)."""
+
+    def handler(request: Request) -> Response:
+        number, size = int(request.args["page"]), int(request.args["size"])
+        last = max(1, -(-records // size))
+        start = (min(number, last) - 1) * size
+        body: dict[str, Any] = {"elements": [product(n) for n in range(start, min(start + size, records))]}
+        paging: dict[str, Any] = {}
+        if total_pages:
+            paging["totalPages"] = last
+        if total_records:
+            paging["totalRecords"] = records
+        body["paging"] = paging
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+def walk_server(server: HTTPServer, **settings: Any) -> Any:
+    """Walk the server's pages with PAGING changed by `settings`; return the walk and its pages."""
+    fields = {k: v for k, v in (PAGING | settings).items() if k != "kind"}
+    paging = PageNumberPaging.model_validate(fields)
+    with open_client(connection(server)) as client:
+        walk = walk_pages(lambda params: decode_json(send(client, "GET", "products", params=params)), paging)
+        pages = list(walk)
+    return walk, pages
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_content_path_that_matches_nothing_fails_naming_the_path_and_the_keys(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(4))
+    state, report = run_paging_job(httpserver, sqlite_url, content_path="$.item")
+    assert state.name == "Failed"
+    assert "`$.item`" in str(report.error)
+    assert "elements, paging" in str(report.error)
+
+
+def test_a_missing_content_path_is_an_empty_page_when_the_call_says_empty_is_ok(
+    httpserver: HTTPServer,
+) -> None:
+    httpserver.expect_request("/products").respond_with_json({"paging": {"totalPages": 0}})
+    walk, pages = walk_server(httpserver, empty_is_ok=True)
+    assert pages == []
+    assert walk.records == 0
+    assert walk.warnings == []
+
+
+def test_an_empty_list_at_the_content_path_is_a_legitimate_empty_page(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_json({"paging": {"totalPages": 0}, "elements": []})
+    walk, pages = walk_server(httpserver)
+    assert pages == []
+    assert walk.warnings == []
+
+
+@pytest.mark.parametrize("records", [5, 6])
+@pytest.mark.usefixtures("prefect_server")
+def test_pages_repeated_past_the_end_end_the_data_with_a_note(
+    httpserver: HTTPServer, sqlite_url: str, records: int
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(records))
+    state, report = run_paging_job(httpserver, sqlite_url, total_pages_path=None)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == records
+    assert report.warnings == [
+        "Page 4 repeated the records of page 3: taken as the end of the data (the API repeats its last "
+        "page past the end)."
+    ]
+
+
+def test_total_records_reached_ends_the_data_without_a_total_of_pages(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(4, total_records=True))
+    walk, pages = walk_server(httpserver, total_pages_path=None, total_records_path="$.paging.totalRecords")
+    assert [len(page.records) for page in pages] == [2, 2]
+    assert walk.warnings == []
+    assert len(httpserver.log) == 2  # no probe past the end
+
+
+def test_the_loop_guard_on_the_first_pages_says_which_case_it_is(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(2))
+    with pytest.raises(SourceRejectedError) as failure:
+        walk_server(httpserver, total_pages_path=None)
+    message = str(failure.value)
+    assert "Pages 1 and 2 returned the same records" in message
+    assert "ignores the page number" in message
+    assert "`paging.page_number_param` ('page')" in message
+    assert "only one page" in message
+    assert "`paging.total_records_path`" in message
+
+
+def test_the_probe_past_a_full_last_page_that_repeats_it_gives_no_warning(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/products").respond_with_handler(repeating_handler(6, total_pages=True))
+    for concurrency in (1, 4):
+        walk, pages = walk_server(httpserver, concurrency=concurrency)
+        assert sum(len(page.records) for page in pages) == 6
+        assert walk.warnings == []
+
+
+def test_a_body_nested_too_deep_is_a_bad_file_error(httpserver: HTTPServer) -> None:
+    depth = 100_000
+    httpserver.expect_request("/products").respond_with_data(
+        "[" * depth + "]" * depth, content_type="application/json"
+    )
+    with pytest.raises(BadFileError, match=r"nested deeper than .* levels"):
+        walk_server(httpserver)
+
+
+@pytest.mark.parametrize("total", ["Infinity", "-Infinity", "NaN", "2.5", "1e400", "-3", "true", "[3]"])
+def test_a_total_that_is_not_a_whole_number_is_a_bad_file_error(httpserver: HTTPServer, total: str) -> None:
+    body = '{"paging": {"totalPages": ' + total + '}, "elements": [{"id": "P1"}, {"id": "P2"}]}'
+    httpserver.expect_request("/products").respond_with_data(body, content_type="application/json")
+    with pytest.raises(BadFileError, match=r"`\$\.paging\.totalPages` gave .* not a whole number"):
+        walk_server(httpserver)
+
+
+# --- issue 15 finding 10: offset and cursor paginators ----------------------------------------------
+
+OFFSET: dict[str, Any] = {
+    "kind": "offset",
+    "offset_param": "offset",
+    "limit_param": "limit",
+    "limit": 3,
+    "content_path": "$.items",
+}
+CURSOR: dict[str, Any] = {
+    "kind": "cursor",
+    "cursor_path": "$.next_cursor",
+    "cursor_param": "cursor",
+    "content_path": "$.items",
+}
+
+
+def offset_handler(records: int, *, with_total: bool) -> Any:
+    def handler(request: Request) -> Response:
+        offset, limit = int(request.args["offset"]), int(request.args["limit"])
+        body: dict[str, Any] = {"items": [product(n) for n in range(offset, min(offset + limit, records))]}
+        if with_total:
+            body["total"] = records
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+def cursor_handler(records: int, *, end: Any = None) -> Any:
+    """Serve `records` three at a time; the cursor is the next start as text; the last page has `end`."""
+
+    def handler(request: Request) -> Response:
+        start = int(request.args.get("cursor", "0"))
+        following = start + 3
+        body = {
+            "items": [product(n) for n in range(start, min(following, records))],
+            "next_cursor": str(following) if following < records else end,
+        }
+        if body["next_cursor"] is ...:
+            del body["next_cursor"]
+        return Response(json.dumps(body), content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.parametrize("with_total", [True, False])
+@pytest.mark.usefixtures("prefect_server")
+def test_offset_paging_imports_every_record_in_order(
+    httpserver: HTTPServer, sqlite_url: str, with_total: bool
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(offset_handler(7, with_total=with_total))
+    pattern = OFFSET | ({"total_records_path": "$.total"} if with_total else {})
+    state, report = run_paging_job(httpserver, sqlite_url, pattern)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert report.warnings == []
+    offsets = [int(request.args["offset"]) for request, _ in httpserver.log]
+    assert offsets == ([0, 3, 6] if with_total else [0, 3, 6, 9])  # no total: stops at the empty page
+    assert {request.args["limit"] for request, _ in httpserver.log} == {"3"}
+
+
+@pytest.mark.parametrize("end", [None, "", ...], ids=["null", "empty", "missing"])
+@pytest.mark.usefixtures("prefect_server")
+def test_cursor_paging_follows_the_cursor_until_it_ends(
+    httpserver: HTTPServer, sqlite_url: str, end: Any
+) -> None:
+    httpserver.expect_request("/products").respond_with_handler(cursor_handler(7, end=end))
+    state, report = run_paging_job(httpserver, sqlite_url, CURSOR)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert report.warnings == []
+    assert [request.args.get("cursor") for request, _ in httpserver.log] == [None, "3", "6"]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_cursor_api_that_ignores_the_cursor_is_stopped_by_the_loop_guard(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    body = {"items": [product(1), product(2)], "next_cursor": "abc"}
+    httpserver.expect_request("/products").respond_with_json(body)
+    state, report = run_paging_job(httpserver, sqlite_url, CURSOR)
+    assert state.name == "Failed"
+    assert "`pattern.cursor_param` ('cursor')" in str(report.error)
+    assert len(httpserver.log) <= 3
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_page_number_is_the_kind_and_paging_its_alias(httpserver: HTTPServer, sqlite_url: str) -> None:
+    httpserver.expect_request("/products").respond_with_handler(pages_handler(5))
+    state, report = run_paging_job(httpserver, sqlite_url, PAGING | {"kind": "page_number"})
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 5
+
+
+# --- issue 15 finding 10: next-page links ----------------------------------------------------------
+
+
+def link_handler(server: HTTPServer, records: int, *, header: bool, host: str | None = None) -> Any:
+    """Serve `records` three a page; the next page's URL is in the body (`$.links.next`) or the Link header."""
+
+    def handler(request: Request) -> Response:
+        number = int(request.args.get("page", "1"))
+        start = (number - 1) * 3
+        body: dict[str, Any] = {"items": [product(n) for n in range(start, min(start + 3, records))]}
+        following = None
+        if start + 3 < records:
+            following = f"/products?page={number + 1}&tag=x"
+            if host is not None:
+                following = f"http://{host}{following}"
+            elif header:
+                following = server.url_for(following)  # absolute in the header; relative in the body
+        headers = {}
+        if header and following is not None:
+            headers["Link"] = f'<{following}>; rel="next", <{server.url_for("/products")}>; rel="first"'
+        elif following is not None:
+            body["links"] = {"next": following}
+        return Response(json.dumps(body), content_type="application/json", headers=headers)
+
+    return handler
+
+
+LINK: dict[str, Any] = {"kind": "link", "content_path": "$.items"}
+
+
+@pytest.mark.parametrize("header", [False, True], ids=["body", "link-header"])
+@pytest.mark.usefixtures("prefect_server")
+def test_link_paging_follows_the_next_url(httpserver: HTTPServer, sqlite_url: str, header: bool) -> None:
+    httpserver.expect_request("/products").respond_with_handler(link_handler(httpserver, 7, header=header))
+    pattern = LINK if header else LINK | {"next_url_path": "$.links.next"}
+    state, report = run_paging_job(httpserver, sqlite_url, pattern)
+    assert state.name == "Completed", report.error
+    assert report.total("inserted") == 7
+    assert [request.args.get("page") for request, _ in httpserver.log] == [None, "2", "3"]
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_next_url_on_another_host_is_not_followed(httpserver: HTTPServer, sqlite_url: str) -> None:
+    handler = link_handler(httpserver, 7, header=False, host="elsewhere.invalid:8080")
+    httpserver.expect_request("/products").respond_with_handler(handler)
+    state, report = run_paging_job(httpserver, sqlite_url, LINK | {"next_url_path": "$.links.next"})
+    assert state.name == "Failed"
+    assert "'elsewhere.invalid'" in str(report.error)
+    assert "`trusted_hosts`" in str(report.error)
+    assert len(httpserver.log) == 1

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tasks.api.paging import PageNumberPaging, page_records, walk_pages
+from tasks.api.paging import (
+    CursorPaging,
+    LinkPaging,
+    LinkWalk,
+    OffsetPaging,
+    PageNumberPaging,
+    content_records,
+    page_records,
+    records_digest,
+    walk_pages,
+)
 from tasks.errors import BadFileError, SourceRejectedError
 
 # The seed's example: pageNumber / pageSize / $.paging.totalPages / $.elements, first page 1, size 1.
@@ -275,3 +285,151 @@ def test_concurrent_loop_guard_and_cap() -> None:
         SourceRejectedError, match=r"reports 50 pages, more than the call's `paging.max_pages`"
     ):
         list(walk_pages(same_page, capped))
+
+
+# --- issue 15 -----------------------------------------------------------------------------------------
+
+
+def test_a_content_path_that_matches_nothing_names_the_path_and_the_keys() -> None:
+    with pytest.raises(BadFileError, match=r"`\$\.item` matches nothing.*keys elements, paging.*empty_is_ok"):
+        content_records("$.item", {"paging": {}, "elements": []})
+    with pytest.raises(BadFileError, match=r"a list of 2 items"):
+        content_records("$.item", [1, 2])
+    assert content_records("$.item", {"paging": {}}, empty_is_ok=True) == []
+    assert content_records("$.elements", {"elements": []}) == []
+    assert content_records("$.elements[*]", {"elements": []}) == []  # wildcards may match nothing
+
+
+def test_records_digest_compares_content_not_key_order() -> None:
+    assert records_digest([{"a": 1, "b": 2}]) == records_digest([{"b": 2, "a": 1}])
+    assert records_digest([{"a": 1}]) != records_digest([{"a": 2}])
+    assert records_digest([{"id": 1, "v": "x"}]) != records_digest([{"id": 1, "v": "y"}])  # same first id
+
+
+def test_a_page_repeated_past_the_end_ends_the_data_with_a_note() -> None:
+    records = [product(n) for n in range(5)]
+
+    def repeats_last(params: dict[str, Any]) -> Any:
+        start = (min(params["pageNumber"], 3) - 1) * 2
+        return {"elements": records[start : start + 2]}
+
+    paging = SEED.model_copy(update={"total_pages_path": None, "page_size": 2})
+    walk = walk_pages(repeats_last, paging)
+    assert [r for page in walk for r in page.records] == records
+    assert walk.pages == 3
+    assert walk.records == 5
+    assert walk.warnings == [
+        "Page 4 repeated the records of page 3: taken as the end of the data (the API repeats its last "
+        "page past the end)."
+    ]
+
+
+@pytest.mark.parametrize("total", ["Infinity", "NaN", 2.5, -1, True, "x"])
+def test_totals_that_are_not_whole_numbers_are_refused(total: Any) -> None:
+    def api(params: dict[str, Any]) -> Any:
+        return {"elements": [product(1)], "paging": {"totalPages": total}}
+
+    with pytest.raises(BadFileError, match=r"not a whole number of zero or more"):
+        list(walk_pages(api, SEED))
+
+
+def test_whole_totals_written_as_floats_or_digits_are_accepted() -> None:
+    for total in (1.0, "1", 1):
+        walk = walk_pages(
+            lambda params, t=total: {"elements": [product(1)], "paging": {"totalPages": t}}, SEED
+        )
+        assert len(list(walk)) == 1
+
+
+# --- offset and cursor paging -------------------------------------------------------------------------
+
+OFFSET = OffsetPaging(offset_param="offset", limit_param="limit", limit=2, content_path="$.items")
+CURSOR = CursorPaging(cursor_path="$.next", cursor_param="after", content_path="$.items")
+
+
+def test_offset_paging_asks_by_offset_and_stops_at_the_record_total() -> None:
+    records = [product(n) for n in range(5)]
+    requests: list[dict[str, Any]] = []
+
+    def api(params: dict[str, Any]) -> Any:
+        requests.append(params)
+        return {"items": records[params["offset"] : params["offset"] + params["limit"]], "total": 5}
+
+    walk = walk_pages(api, OFFSET.model_copy(update={"total_records_path": "$.total"}), {"q": "x"})
+    assert [r for page in walk for r in page.records] == records
+    assert requests == [{"q": "x", "offset": o, "limit": 2} for o in (0, 2, 4)]
+    assert [page.key for page in walk_pages(api, OFFSET)] == [0, 2, 4]  # no total: the empty page ends
+    assert walk.warnings == []
+
+
+def test_offset_paging_loop_guard_names_the_offset() -> None:
+    with pytest.raises(SourceRejectedError, match=r"ignores the offset .*`paging.offset_param` \('offset'\)"):
+        list(walk_pages(lambda params: {"items": [product(1), product(2)]}, OFFSET))
+
+
+def test_cursor_paging_follows_the_cursor_and_stops_without_one() -> None:
+    records = [product(n) for n in range(5)]
+    requests: list[dict[str, Any]] = []
+
+    def api(params: dict[str, Any]) -> Any:
+        requests.append(params)
+        start = int(params.get("after", 0))
+        return {"items": records[start : start + 2], "next": start + 2 if start + 2 < 5 else None}
+
+    walk = walk_pages(api, CURSOR.model_copy(update={"page_size_param": "limit", "page_size": 2}))
+    assert [r for page in walk for r in page.records] == records
+    assert [params.get("after") for params in requests] == [None, "2", "4"]
+    assert {params["limit"] for params in requests} == {2}
+    assert walk.pages == 3
+
+
+def test_cursor_paging_guards_and_caps() -> None:
+    with pytest.raises(SourceRejectedError, match=r"same cursor .*`pattern.cursor_param` \('after'\)"):
+        list(walk_pages(lambda params: {"items": [], "next": "c"}, CURSOR))
+    counter = iter(range(100))
+    with pytest.raises(SourceRejectedError, match=r"Stopped after 3 pages"):
+        list(
+            walk_pages(
+                lambda params: {"items": [next(counter)], "next": str(next(counter))},
+                CURSOR.model_copy(update={"max_pages": 3}),
+            )
+        )
+    with pytest.raises(BadFileError, match=r"not a cursor"):
+        list(walk_pages(lambda params: {"items": [], "next": {"a": 1}}, CURSOR))
+    with pytest.raises(ValidationError, match=r"page_size_param"):
+        CursorPaging(cursor_path="$.n", cursor_param="c", content_path="$.i", page_size=5)
+
+
+# --- next-page links --------------------------------------------------------------------------------
+
+
+def test_link_paging_resolves_relative_urls_and_refuses_other_hosts() -> None:
+    pages = {
+        None: ({"items": [1, 2], "next": "?page=2"}, "https://api.test/items"),
+        "https://api.test/items?page=2": ({"items": [3], "next": "https://api.test/items?page=3"}, ""),
+        "https://api.test/items?page=3": ({"items": [4], "next": None}, ""),
+    }
+    asked: list[str | None] = []
+
+    def get(url: str | None) -> tuple[Any, str | None, str]:
+        asked.append(url)
+        body, requested = pages[url]
+        return body, None, requested or str(url)
+
+    paging = LinkPaging(next_url_path="$.next", content_path="$.items")
+    walk = LinkWalk(get, paging, lambda url: url.startswith("https://api.test/"))
+    assert [r for page in walk for r in page.records] == [1, 2, 3, 4]
+    assert asked == [None, "https://api.test/items?page=2", "https://api.test/items?page=3"]
+
+    def foreign(url: str | None) -> tuple[Any, str | None, str]:
+        return {"items": [1]}, "https://evil.test/steal?token=s3cret", "https://api.test/items"
+
+    with pytest.raises(SourceRejectedError, match=r"on host 'evil.test'") as failure:
+        list(LinkWalk(foreign, LinkPaging(content_path="$.items"), lambda url: "api.test" in url))
+    assert "s3cret" not in str(failure.value)
+
+    def loops(url: str | None) -> tuple[Any, str | None, str]:
+        return {"items": [1]}, "https://api.test/items", "https://api.test/items"
+
+    with pytest.raises(SourceRejectedError, match=r"names itself as the next page"):
+        list(LinkWalk(loops, LinkPaging(content_path="$.items"), lambda url: True))

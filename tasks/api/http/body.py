@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -95,7 +96,7 @@ def rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
 
 
 def decode_json(response: httpx.Response) -> JsonValue:
-    """Return the decoded JSON body (None for 204); raise BadFileError for HTML, empty or broken bodies."""
+    """Return the decoded JSON body (None for 204); raise BadFileError for HTML, empty, broken or too deep bodies."""
     if response.status_code == 204:
         return None
     where = request_label(response.request)
@@ -111,6 +112,12 @@ def decode_json(response: httpx.Response) -> JsonValue:
         raise BadFileError(f"{where} answered an empty body ({kind_text}), not JSON. Check the call's path.")
     try:
         return json.loads(body)
+    except RecursionError:
+        raise BadFileError(
+            f"{where} answered JSON nested deeper than Python can read ({sys.getrecursionlimit():,} levels "
+            "or more); refused. Check the call's path; if it is right, the API sends a broken or hostile "
+            "body: tell its owner."
+        ) from None
     except ValueError as exc:
         raise BadFileError(
             f"{where} answered malformed JSON ({exc}; {kind_text}): {snippet(response.text)}. Check the "
