@@ -192,14 +192,20 @@ def test_a_whole_response_spool_uses_the_content_path_rules(tmp_path: Path) -> N
     assert list(writer.close().records_iter()) == [{"id": "single"}]
 
 
-def test_a_spool_is_exported_to_a_folder_or_fsspec_url(tmp_path: Path) -> None:
+def test_a_spool_is_exported_to_a_folder_or_fsspec_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     writer = SpoolWriter(tmp_path / "s.ndjson.gz", "$.e", paged=True)
     writer.write({"e": [1]}, 1)
     spool = writer.close()
+    # Where exports may go is the worker's environment's decision (DATAHUB_EXPORT_ROOT), never the run's.
+    monkeypatch.setenv("DATAHUB_EXPORT_ROOT", str(tmp_path / "exports"))
     target = export_spool(spool, str(tmp_path / "exports" / "deep"), "job-call-20260101T000000Z")
     assert Path(target).read_bytes() == spool.path.read_bytes()
+    monkeypatch.setenv("DATAHUB_EXPORT_ROOT", "memory://exports")
     memory = export_spool(spool, "memory://exports/", "job-call")
     assert memory == "memory://exports/job-call.ndjson.gz"
+    monkeypatch.setenv("DATAHUB_EXPORT_ROOT", "nosuchprotocol://x")
     with pytest.raises(SourceUnavailableError, match="Could not export the pages"):
         export_spool(spool, "nosuchprotocol://x", "job-call")
 
