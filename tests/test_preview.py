@@ -223,8 +223,12 @@ def test_api_preview_stops_before_a_call_that_could_change_data(
 
 
 def test_api_preview_with_allow_writes_runs_the_chain_and_previews_the_downloaded_csv(
-    tmp_path: Path, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    httpserver: HTTPServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("DATAHUB_DOWNLOAD_ALLOW_PRIVATE", "1")  # the test API serves its file from loopback
     _offers_api(httpserver)
     job_file, database = _offers_job(tmp_path, httpserver)
 
