@@ -278,6 +278,14 @@ def _serve(httpserver: HTTPServer, auth: str, path: str) -> None:
             return Response(f"denied: {query} {echoed}", status=401, headers={"X-Echo": echoed[:500]})
         if path == "server-error":
             return Response(f"internal error for {json.dumps(dict(request.headers))}", status=500)
+        # A 2xx body that is not JSON (a login page, a body cut short) showing the credential it was sent.
+        credential = json.dumps(
+            {k: v for k, v in request.headers.items() if k in ("Authorization", "X-Api-Key")}
+        )
+        if path == "html-echo":
+            return Response(f"<html>welcome {credential}</html>", content_type="text/html")
+        if path == "broken-json-echo":
+            return Response(f'{{"items": [{credential}', content_type="application/json")
         items = [{"id": "P1", "name": "Chair"}, {"id": "P2", "name": "Table"}, {"id": "P3", "name": None}]
         return Response(json.dumps({"items": items}), content_type="application/json")
 
@@ -290,6 +298,17 @@ API_CASES = [
     *(pytest.param(auth, "refused", id=f"{auth}-refused") for auth in AUTH_CHECKS),
     pytest.param("oauth2_client_credentials", "token-refused", id="oauth2-token-refused"),
     pytest.param("bearer", "server-error", id="bearer-server-error"),
+    # A 2xx body that is not JSON is quoted in the error: the credential it echoes must be masked.
+    *(
+        pytest.param(
+            auth,
+            echo,
+            id=f"{auth}-{echo}",
+            marks=pytest.mark.xfail(strict=True, reason="2xx body quoted unmasked"),
+        )
+        for auth in ("api_key", "basic")
+        for echo in ("html-echo", "broken-json-echo")
+    ),
 ]
 
 
@@ -316,13 +335,7 @@ def test_api_jobs_never_show_a_secret(
                     "pattern": {"kind": "default", "content_path": "$.items"},
                 }
             ],
-            "mapping": {
-                "$.id": "productExternalId",
-                "$.name": "productNames",
-                "$.id ": "productClassificationCategoryId",
-            }
-            if False
-            else {"$.id": "productExternalId", "$.name": "productNames"},
+            "mapping": {"$.id": "productExternalId", "$.name": "productNames"},
             "target": save_hub(hub_url),
             "http": {"transport_initial_wait_seconds": 0.01, "timeout_seconds": 5},
             "reject_threshold_percent": 100,
