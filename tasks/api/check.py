@@ -17,7 +17,7 @@ import httpx
 
 from blocks.api import ApiConnection
 from tasks.api.calls import PAGED_PATTERNS, ApiCall, CallContext, as_text, render_path, resolve_value
-from tasks.api.http import ConnectionAuth, RetryPolicy, decode_json, open_client, safe_url, send
+from tasks.api.http import RetryPolicy, decode_json, open_client, safe_url, secret_mask, send
 from tasks.errors import ImportJobError
 
 CHECK_POLICY = RetryPolicy(max_attempts=2, initial_wait=0.5, max_wait=2.0, deadline_seconds=60.0)
@@ -89,7 +89,7 @@ def _send_first_call(
         max_bytes=max_bytes,
         policy=CHECK_POLICY,
     )
-    decode_json(response)
+    decode_json(response, secret_mask(client))
     result.notes.append(
         f"GET {safe_url(response.request.url)} (the first call, {call.name!r}) answered "
         f"{response.status_code} with JSON: base URL, credentials and path OK."
@@ -98,8 +98,7 @@ def _send_first_call(
 
 def _reach_base_url(client: httpx.Client, block: ApiConnection, call: ApiCall, result: CheckResult) -> None:
     url = httpx.URL(block.base_url)
-    auth = client.auth
-    mask = auth.mask if isinstance(auth, ConnectionAuth) else str
+    mask = secret_mask(client)
     try:
         response = client.get(url, timeout=block.timeout_seconds)
     except httpx.HTTPError as exc:

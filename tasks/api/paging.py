@@ -13,8 +13,6 @@ paginators fetch one page after the other.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -287,10 +285,13 @@ def _shape(body: JsonValue) -> str:
     return f"the page is a single {type(body).__name__} value"
 
 
-def records_digest(records: list[JsonValue]) -> bytes:
-    """Return a hash of a page's records by content (key order aside): equal pages, equal digests."""
-    text = json.dumps(records, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+def same_records(records: list[JsonValue], previous: list[JsonValue] | None) -> bool:
+    """Return whether a page's records equal the previous page's, by content (key order aside).
+
+    Python's equality of decoded JSON: different pages differ in their first record, so the usual answer
+    costs one comparison; only a real repeat is compared whole (the previous page is still in memory).
+    """
+    return previous is not None and len(records) == len(previous) and records == previous
 
 
 def _count(path: str | None, body: JsonValue, setting: str) -> int | None:
@@ -338,7 +339,7 @@ class PageWalk:
     total_pages: int | None = None
     total_records: int | None = None
     warnings: list[str] = field(default_factory=list)
-    _last_digest: bytes | None = field(default=None, repr=False)
+    _last_records: list[JsonValue] | None = field(default=None, repr=False)
     _last_full: bool = field(default=False, repr=False)
     _full_before_last: bool = field(default=False, repr=False)
 
@@ -429,10 +430,9 @@ class PageWalk:
         page before it is that end (noted in the warnings). A repeat of the first page is the loop guard:
         the API ignores the page number, or its data is one page it repeats; that fails the call.
         """
-        digest = records_digest(page.records)
-        if digest != self._last_digest:
+        if not same_records(page.records, self._last_records):
             self._full_before_last = self._full_before_last or self._last_full
-            self._last_digest, self._last_full = digest, len(page.records) >= self.paging.page_size
+            self._last_records, self._last_full = page.records, len(page.records) >= self.paging.page_size
             return False
         if not self._full_before_last:
             raise SourceRejectedError(
@@ -469,7 +469,7 @@ class PageWalk:
         if self.total_records is not None:
             return self.total_records > self.records
         probe = page_records(self.paging.content_path, self._get(number + 1))
-        return bool(probe) and records_digest(probe) != self._last_digest  # a repeat of the last is no more
+        return bool(probe) and not same_records(probe, self._last_records)  # a repeat of the last is no more
 
     def _check_empty_stop(self, number: int) -> None:
         fetched = number - self.paging.first_page
@@ -520,7 +520,7 @@ class CursorWalk:
 
     def __iter__(self) -> Iterator[Page]:
         cursor: str | None = None
-        previous: bytes | None = None
+        previous: list[JsonValue] | None = None
         while True:
             if self.pages >= self.paging.max_pages:
                 raise SourceRejectedError(
@@ -532,8 +532,9 @@ class CursorWalk:
             number, self.pages = self.pages, self.pages + 1
             records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
             following = _cursor(self.paging.cursor_path, body)
-            digest = records_digest(records)
-            if (following is not None and following == cursor) or (records and digest == previous):
+            if (following is not None and following == cursor) or (
+                records and same_records(records, previous)
+            ):
                 raise SourceRejectedError(
                     f"Pages {number - 1} and {number} returned the same "
                     f"{'cursor' if following == cursor else 'records'} (cursor {cursor!r} asked for page "
@@ -545,7 +546,7 @@ class CursorWalk:
             yield Page(number, records, body, cursor)
             if following is None:
                 return
-            cursor, previous = following, digest
+            cursor, previous = following, records
 
 
 Walk = PageWalk | CursorWalk
@@ -591,7 +592,7 @@ class LinkWalk:
 
     def __iter__(self) -> Iterator[Page]:
         url: str | None = None
-        previous: bytes | None = None
+        previous: list[JsonValue] | None = None
         while True:
             if self.pages >= self.paging.max_pages:
                 raise SourceRejectedError(
@@ -602,8 +603,7 @@ class LinkWalk:
             number, self.pages = self.pages, self.pages + 1
             records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
             following = self._next(body, header_next, requested)
-            digest = records_digest(records)
-            if following == requested or (records and digest == previous):
+            if following == requested or (records and same_records(records, previous)):
                 looped = (
                     "names itself as the next page" if following == requested else "repeats the page before"
                 )
@@ -615,7 +615,7 @@ class LinkWalk:
             yield Page(number, records, body, url)
             if following is None:
                 return
-            url, previous = following, digest
+            url, previous = following, records
 
     def _next(self, body: JsonValue, header_next: str | None, requested: str) -> str | None:
         path = self.paging.next_url_path

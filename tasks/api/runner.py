@@ -53,6 +53,7 @@ from tasks.api.http import (
     download,
     open_client,
     safe_url,
+    secret_mask,
     send,
 )
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
@@ -164,6 +165,10 @@ class CallRequest:
             policy=self.http.policy(),
         )
 
+    def decode(self, response: httpx.Response) -> JsonValue:
+        """Return the response's JSON body; an error quoting the body masks the connection's secrets."""
+        return decode_json(response, secret_mask(self.client))
+
 
 @task(name="api-call", task_run_name="{call.name}", cache_policy=NO_CACHE)
 def run_call(
@@ -249,7 +254,7 @@ def _execute(
         return page_call(request, pattern, work_dir, feed)
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
-    body = decode_json(request.send())
+    body = request.decode(request.send())
     return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, call.content_path()))
 
 
@@ -275,7 +280,7 @@ def page_call(
 
         def get_page(params: dict[str, Any]) -> JsonValue:
             response = request.send(params)
-            body = decode_json(response)
+            body = request.decode(response)
             raw[numbered.request_key(params)] = response.content
             return body
 
@@ -300,7 +305,7 @@ def _link_getter(request: CallRequest, raw: dict[Any, bytes]) -> GetLinkPage:
         # The first page is the call's own request; the next ones are the URLs the API gives, as given
         # (their query included: the call's query parameters are not added again).
         response = request.send() if url is None else request.send(url=url)
-        body = decode_json(response)
+        body = request.decode(response)
         raw[url] = response.content
         following = response.links.get("next", {}).get("url")
         return body, following, str(response.request.url)
@@ -321,7 +326,7 @@ def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutc
     for attempt in range(1, retry.max_attempts + 1):
         response = request.send()
         status = response.status_code
-        body = decode_json(response) if status == retry.expected_status else None
+        body = request.decode(response) if status == retry.expected_status else None
         value = find_first(retry.condition_path, body) if body is not None else None
         if status == retry.expected_status and as_text(value) == retry.value:
             spool = _spool_one(work_dir, request.call, body, retry.content_path)
@@ -367,14 +372,16 @@ def _download(
     )
     if isinstance(pattern.format, JsonFile):
         body = _read_json_file(
-            saved, quote=auth is not None and auth.may_receive_credentials(httpx.URL(saved.url))
+            saved,
+            quote=auth is not None and auth.may_receive_credentials(httpx.URL(saved.url)),
+            mask=secret_mask(client),
         )
         local.unlink(missing_ok=True)
         return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern.format.content_path))
     return CallOutcome(body=None, download=DownloadedFile(saved.url, local, saved.size, saved.sha256))
 
 
-def _read_json_file(saved: Download, *, quote: bool) -> JsonValue:
+def _read_json_file(saved: Download, *, quote: bool, mask: Callable[[str], str]) -> JsonValue:
     # A JSON document is parsed whole; its size is capped by `http.max_bytes`.
     if not quote:  # another host's file: its content is never shown in a message
         try:
@@ -386,7 +393,7 @@ def _read_json_file(saved: Download, *, quote: bool) -> JsonValue:
             ) from exc
     request = httpx.Request("GET", saved.url)
     response = httpx.Response(200, content=saved.path.read_bytes(), request=request)
-    return decode_json(response)
+    return decode_json(response, mask)
 
 
 def _capture(call: ApiCall, body: JsonValue) -> dict[str, JsonValue]:

@@ -20,7 +20,7 @@ from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
-from tasks.api.http import RetryPolicy, decode_json, download, open_client, send
+from tasks.api.http import RetryPolicy, decode_json, download, open_client, secret_mask, send
 from tasks.api.paging import PageNumberPaging, walk_pages
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 from tasks.run.report import ImportReport
@@ -208,7 +208,10 @@ def test_the_same_page_forever_is_stopped_by_the_loop_guard(
     httpserver.expect_request("/products").respond_with_json(body)
     paging = PageNumberPaging.model_validate({k: v for k, v in PAGING.items() if k != "kind"})
     with open_client(connection(httpserver)) as client:
-        walk = walk_pages(lambda params: decode_json(send(client, "GET", "products", params=params)), paging)
+        walk = walk_pages(
+            lambda params: decode_json(send(client, "GET", "products", params=params), secret_mask(client)),
+            paging,
+        )
         with pytest.raises(SourceRejectedError, match=r"Pages 1 and 2 returned the same records"):
             list(walk)
     assert len(httpserver.log) <= 1 + 2 * paging.concurrency  # stopped at once, not after 1,000 pages
@@ -290,7 +293,10 @@ def walk_server(server: HTTPServer, **settings: Any) -> Any:
     fields = {k: v for k, v in (PAGING | settings).items() if k != "kind"}
     paging = PageNumberPaging.model_validate(fields)
     with open_client(connection(server)) as client:
-        walk = walk_pages(lambda params: decode_json(send(client, "GET", "products", params=params)), paging)
+        walk = walk_pages(
+            lambda params: decode_json(send(client, "GET", "products", params=params), secret_mask(client)),
+            paging,
+        )
         pages = list(walk)
     return walk, pages
 

@@ -300,12 +300,7 @@ API_CASES = [
     pytest.param("bearer", "server-error", id="bearer-server-error"),
     # A 2xx body that is not JSON is quoted in the error: the credential it echoes must be masked.
     *(
-        pytest.param(
-            auth,
-            echo,
-            id=f"{auth}-{echo}",
-            marks=pytest.mark.xfail(strict=True, reason="2xx body quoted unmasked"),
-        )
+        pytest.param(auth, echo, id=f"{auth}-{echo}")
         for auth in ("api_key", "basic")
         for echo in ("html-echo", "broken-json-echo")
     ),

@@ -18,7 +18,15 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from blocks.api import ApiConnection
-from tasks.api.http import RetryPolicy, decode_json, download, open_client, retry_after_seconds, send
+from tasks.api.http import (
+    RetryPolicy,
+    decode_json,
+    download,
+    open_client,
+    retry_after_seconds,
+    secret_mask,
+    send,
+)
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 
 API_KEY = "k3y-SUPER-secret-4242"
@@ -57,7 +65,7 @@ def test_429_with_retry_after_then_success(httpserver: HTTPServer) -> None:
     started = time.monotonic()
     with open_client(api_key_connection(httpserver)) as client:
         response = send(client, "GET", "items", policy=FAST)
-    assert decode_json(response) == {"data": [1]}
+    assert decode_json(response, secret_mask(client)) == {"data": [1]}
     assert time.monotonic() - started >= 0.9  # waited the second the server asked for
     assert len(received(httpserver, "/items")) == 2
 
@@ -156,7 +164,9 @@ def test_post_is_retried_on_503_but_not_on_500(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/a", method="POST").respond_with_json({"ok": True}, status=201)
     httpserver.expect_request("/b", method="PATCH").respond_with_data("boom", status=500)
     with open_client(api_key_connection(httpserver)) as client:
-        assert decode_json(send(client, "POST", "a", json={}, policy=FAST)) == {"ok": True}
+        assert decode_json(send(client, "POST", "a", json={}, policy=FAST), secret_mask(client)) == {
+            "ok": True
+        }
         with pytest.raises(SourceUnavailableError, match="Not sent again"):
             send(client, "PATCH", "b", json={}, policy=FAST)
     assert len(received(httpserver, "/a")) == 2
@@ -167,7 +177,7 @@ def test_get_is_retried_on_500(httpserver: HTTPServer) -> None:
     httpserver.expect_oneshot_request("/items").respond_with_data("boom", status=500)
     httpserver.expect_request("/items").respond_with_json([1])
     with open_client(api_key_connection(httpserver)) as client:
-        assert decode_json(send(client, "GET", "items", policy=FAST)) == [1]
+        assert decode_json(send(client, "GET", "items", policy=FAST), secret_mask(client)) == [1]
 
 
 def test_connection_refused_is_unavailable(other_server: HTTPServer) -> None:
@@ -203,7 +213,9 @@ def test_no_credentials_on_a_cross_host_redirect(httpserver: HTTPServer, other_s
         ApiConnection(base_url=httpserver.url_for("/"), auth="bearer", bearer_token=SecretStr(API_KEY)),
     ):
         with open_client(connection) as client:
-            assert decode_json(send(client, "GET", "download", policy=FAST)) == {"ok": True}
+            assert decode_json(send(client, "GET", "download", policy=FAST), secret_mask(client)) == {
+                "ok": True
+            }
     for request in received(other_server, "/file.json"):
         assert request.headers.get("X-API-Key") is None
         assert request.headers.get("Authorization") is None
@@ -227,7 +239,7 @@ def test_basic_auth(httpserver: HTTPServer) -> None:
         base_url=httpserver.url_for("/"), auth="basic", username="user", password=SecretStr("pw")
     )
     with open_client(connection) as client:
-        assert decode_json(send(client, "GET", "me", policy=FAST)) == {"me": 1}
+        assert decode_json(send(client, "GET", "me", policy=FAST), secret_mask(client)) == {"me": 1}
 
 
 def test_oauth2_token_is_fetched_once_and_reused(httpserver: HTTPServer) -> None:
@@ -297,7 +309,7 @@ def test_malformed_json_is_refused(httpserver: HTTPServer) -> None:
     with open_client(api_key_connection(httpserver)) as client:
         response = send(client, "GET", "broken", params={"token": "abc"}, policy=FAST)
     with pytest.raises(BadFileError) as caught:
-        decode_json(response)
+        decode_json(response, secret_mask(client))
     assert str(caught.value).startswith(f"GET {httpserver.url_for('/broken')} answered malformed JSON (")
     assert "content-type 'application/json'" in str(caught.value)
     assert "abc" not in str(caught.value)
@@ -310,7 +322,7 @@ def test_an_html_page_with_status_200_is_refused(httpserver: HTTPServer) -> None
     with open_client(api_key_connection(httpserver)) as client:
         response = send(client, "GET", "login", policy=FAST)
     with pytest.raises(BadFileError, match=r"answered an HTML page \(content-type 'text/html'\), not JSON"):
-        decode_json(response)
+        decode_json(response, secret_mask(client))
 
 
 def test_gzip_body_is_decoded_once(httpserver: HTTPServer) -> None:
@@ -321,7 +333,7 @@ def test_gzip_body_is_decoded_once(httpserver: HTTPServer) -> None:
         payload, content_type="application/json", headers={"Content-Encoding": "gzip"}
     )
     with open_client(api_key_connection(httpserver)) as client:
-        assert decode_json(send(client, "GET", "gz", policy=FAST)) == {"a": [1, 2]}
+        assert decode_json(send(client, "GET", "gz", policy=FAST), secret_mask(client)) == {"a": [1, 2]}
 
 
 def test_the_api_key_never_shows_in_errors_or_logs(

@@ -12,7 +12,7 @@ status, a short body and the fix (``status``); never a secret.
 
 from __future__ import annotations
 
-from tasks.api.http.auth import ConnectionAuth, block_label, tls_verify
+from tasks.api.http.auth import ConnectionAuth, block_label, secret_mask, tls_verify
 from tasks.api.http.body import DEFAULT_MAX_BYTES, decode_json
 from tasks.api.http.client import open_client
 from tasks.api.http.retry import Download, RetryPolicy, download, retry_after_seconds, send
@@ -29,6 +29,7 @@ __all__ = [
     "open_client",
     "retry_after_seconds",
     "safe_url",
+    "secret_mask",
     "send",
     "tls_verify",
 ]

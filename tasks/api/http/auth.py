@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import httpx
 
@@ -100,6 +100,12 @@ class ConnectionAuth(httpx.Auth):
             if self._token is None or time.monotonic() >= self._token[1]:
                 self._token = fetch_oauth2_token(self.connection, self.label, https_only=self._https_only)
             return self._token[0]
+
+
+def secret_mask(client: httpx.Client) -> Callable[[str], str]:
+    """Return the function that masks the client's secrets in a text (none to mask: the text as it is)."""
+    auth = client.auth
+    return auth.mask if isinstance(auth, ConnectionAuth) else str
 
 
 def fetch_oauth2_token(connection: ApiConnection, label: str, *, https_only: bool) -> tuple[str, float]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -95,8 +96,12 @@ def rebuilt(response: httpx.Response, body: bytes) -> httpx.Response:
     )
 
 
-def decode_json(response: httpx.Response) -> JsonValue:
-    """Return the decoded JSON body (None for 204); raise BadFileError for HTML, empty, broken or too deep bodies."""
+def decode_json(response: httpx.Response, mask: Callable[[str], str]) -> JsonValue:
+    """Return the decoded JSON body (None for 204); raise BadFileError for HTML, empty, broken or too deep bodies.
+
+    `mask` hides the connection's secrets in the start of the body that the error quotes (a login page or
+    a broken body may echo the credential it was sent): `secret_mask(client)`.
+    """
     if response.status_code == 204:
         return None
     where = request_label(response.request)
@@ -105,7 +110,7 @@ def decode_json(response: httpx.Response) -> JsonValue:
     body = response.content
     if "html" in kind.lower() or body.lstrip()[:1] == b"<":
         raise BadFileError(
-            f"{where} answered an HTML page ({kind_text}), not JSON: {snippet(response.text)}. Check the "
+            f"{where} answered an HTML page ({kind_text}), not JSON: {snippet(mask(response.text))}. Check the "
             "call's path and the connection's `base_url`: a login or error page often means a wrong URL."
         )
     if not body.strip():
@@ -120,6 +125,6 @@ def decode_json(response: httpx.Response) -> JsonValue:
         ) from None
     except ValueError as exc:
         raise BadFileError(
-            f"{where} answered malformed JSON ({exc}; {kind_text}): {snippet(response.text)}. Check the "
+            f"{where} answered malformed JSON ({exc}; {kind_text}): {snippet(mask(response.text))}. Check the "
             "call's path; if it is right, the API sends broken JSON: tell its owner."
         ) from exc

@@ -18,7 +18,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity import wait_exponential_jitter as exponential_jitter
 from tenacity.stop import stop_base
 
-from tasks.api.http.auth import ConnectionAuth
+from tasks.api.http.auth import ConnectionAuth, secret_mask
 from tasks.api.http.body import DEFAULT_MAX_BYTES, read_capped, rebuilt
 from tasks.api.http.status import request_label, safe_url, snippet, status_fix, status_text
 from tasks.api.jsonpath import JsonValue
@@ -86,8 +86,7 @@ class RequestCall:
         return self.method in IDEMPOTENT_METHODS
 
     def mask(self, text: str) -> str:
-        auth = self.client.auth
-        return auth.mask(text) if isinstance(auth, ConnectionAuth) else text
+        return secret_mask(self.client)(text)
 
     def fix(self, status: int) -> str:
         auth = self.client.auth
