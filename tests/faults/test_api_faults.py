@@ -81,7 +81,11 @@ def pages_handler(records: int, *, total_pages: int | None = None) -> Any:
 
 
 def run_paging_job(
-    server: HTTPServer, hub_url: str, pattern: dict[str, Any] | None = None, **paging: Any
+    server: HTTPServer,
+    hub_url: str,
+    pattern: dict[str, Any] | None = None,
+    calls: list[dict[str, Any]] | None = None,
+    **paging: Any,
 ) -> tuple[State, ImportReport]:
     name = f"api-{uuid.uuid4().hex[:8]}"
     connection(server).save(name, overwrite=True)
@@ -90,7 +94,8 @@ def run_paging_job(
             "name": f"fault-{uuid.uuid4().hex[:8]}",
             "connection": name,
             "entity": "products",
-            "calls": [{"name": "products", "path": "products", "pattern": pattern or PAGING | paging}],
+            "calls": calls
+            or [{"name": "products", "path": "products", "pattern": pattern or PAGING | paging}],
             "mapping": {
                 "$.id": "productExternalId",
                 "$.name": "productNames",
@@ -310,6 +315,68 @@ def test_a_content_path_that_matches_nothing_fails_naming_the_path_and_the_keys(
     assert state.name == "Failed"
     assert "`$.item`" in str(report.error)
     assert "elements, paging" in str(report.error)
+
+
+ONE_RESPONSE = {"status": "AVAILABLE", "file": "/export.json", "elements": [product(1), product(2)]}
+SINGLE_RESPONSE_CALLS = {
+    "default": [
+        {"name": "products", "path": "products", "pattern": {"kind": "default", "content_path": "$.item"}}
+    ],
+    "retry": [
+        {
+            "name": "products",
+            "path": "products",
+            "pattern": {
+                "kind": "retry",
+                "condition_path": "$.status",
+                "value": "AVAILABLE",
+                "interval_seconds": 0,
+                "content_path": "$.item",
+            },
+        }
+    ],
+    "download": [
+        {"name": "export", "path": "products"},
+        {
+            "name": "file",
+            "pattern": {
+                "kind": "download",
+                "url_from": "$.file",
+                "format": {"kind": "json", "content_path": "$.item"},
+            },
+        },
+    ],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: single responses are not checked yet")
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.parametrize("kind", sorted(SINGLE_RESPONSE_CALLS))
+def test_a_content_path_that_matches_nothing_in_a_single_response_fails_too(
+    httpserver: HTTPServer, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.setenv("DATAHUB_DOWNLOAD_ALLOW_PRIVATE", "1")  # the file is served from loopback
+    httpserver.expect_request("/products").respond_with_json(ONE_RESPONSE)
+    httpserver.expect_request("/export.json").respond_with_json(ONE_RESPONSE)
+    state, report = run_paging_job(httpserver, sqlite_url, calls=SINGLE_RESPONSE_CALLS[kind])
+    assert state.is_failed()
+    assert "`$.item` matches nothing" in str(report.error)
+    assert "elements, file, status" in str(report.error)
+    setting = "pattern.format" if kind == "download" else "pattern"
+    assert f"`{setting}.empty_is_ok`" in str(report.error)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15: single responses have no empty_is_ok yet")
+@pytest.mark.usefixtures("prefect_server")
+def test_a_single_response_without_its_content_path_is_empty_when_the_call_says_empty_is_ok(
+    httpserver: HTTPServer, sqlite_url: str
+) -> None:
+    httpserver.expect_request("/products").respond_with_json({"status": "AVAILABLE"})
+    pattern = {"kind": "default", "content_path": "$.elements", "empty_is_ok": True}
+    state, report = run_paging_job(httpserver, sqlite_url, pattern)
+    assert state.is_completed(), report.error
+    assert report.status == "SKIPPED"
+    assert report.total("rows_read") == 0
 
 
 def test_a_missing_content_path_is_an_empty_page_when_the_call_says_empty_is_ok(
