@@ -177,6 +177,16 @@ def render_path(template: str, values: Mapping[str, JsonValue]) -> str:
     return PATH_VARIABLE.sub(lambda m: quote(as_text(values[m.group(1)]), safe=""), template)
 
 
+def _empty_is_ok() -> Any:
+    return Field(
+        default=False,
+        title="Empty is OK",
+        description="The API leaves the content path out of a response that has no records: such a "
+        "response then holds none. Off: a content path that matches nothing fails the call, naming the "
+        "path and the keys the response has (an empty list at the path is always no records).",
+    )
+
+
 class DefaultPattern(FormModel):
     """One request."""
 
@@ -189,6 +199,7 @@ class DefaultPattern(FormModel):
         description="When this is the last call: JSONPath of the records in the response, e.g. "
         "`$.elements`. Empty: the whole response (a list of records, or one record).",
     )
+    empty_is_ok: bool = _empty_is_ok()
 
 
 def _export_pages_to() -> Any:
@@ -273,6 +284,7 @@ class RetryPattern(FormModel):
         description="When this is the last call: JSONPath of the records in the final response. "
         "Empty: the whole response.",
     )
+    empty_is_ok: bool = _empty_is_ok()
 
 
 class JsonFile(FormModel):
@@ -286,6 +298,7 @@ class JsonFile(FormModel):
         title="Content finder path",
         description="JSONPath of the records in the file, e.g. `$.elements`. Empty: the whole document.",
     )
+    empty_is_ok: bool = _empty_is_ok()
 
 
 class CsvFile(FormModel):
@@ -440,15 +453,6 @@ class ApiCall(FormModel):
         uses = any(parse_value(text).kind == "response" for text in self.templates())
         download = isinstance(self.pattern, DownloadPattern) and not CAPTURED.search(self.pattern.url_from)
         return uses or download
-
-    def content_path(self) -> str | None:
-        """Return where the records are in this call's (final) response, when it says."""
-        pattern = self.pattern
-        if isinstance(pattern, DefaultPattern | RetryPattern):
-            return pattern.content_path
-        if isinstance(pattern, DownloadPattern) and isinstance(pattern.format, JsonFile):
-            return pattern.format.content_path
-        return None
 
 
 def check_chain(calls: list[ApiCall]) -> None:

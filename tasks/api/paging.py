@@ -258,20 +258,23 @@ def page_records(content_path: str, body: JsonValue) -> list[JsonValue]:
     return matches
 
 
-def content_records(content_path: str, body: JsonValue, *, empty_is_ok: bool = False) -> list[JsonValue]:
+def content_records(
+    content_path: str, body: JsonValue, *, empty_is_ok: bool = False, setting: str = "pattern"
+) -> list[JsonValue]:
     """Return a page's records like `page_records`; raise BadFileError when the content path matches nothing.
 
     A path that matches nothing usually means a wrong path (it would import nothing, silently), unless the
     API leaves the key out of empty pages (`empty_is_ok`). A path with wildcards, whose matches may
-    legitimately be none, and an empty body (204) are not checked.
+    legitimately be none, and an empty body (204) are not checked. `setting` is where the call sets the
+    path, for the message (`pattern`, or `pattern.format` for a downloaded file).
     """
     compiled = compile_jsonpath(content_path)
     if body is None or empty_is_ok or compiled.multi or compiled.find(body):
         return page_records(content_path, body)
     raise BadFileError(
-        f"The content path `{content_path}` matches nothing in the page; {_shape(body)}. Check the call's "
-        "`pattern.content_path` (names are case-sensitive); if the API leaves it out of pages with no "
-        "records, set the call's `pattern.empty_is_ok`."
+        f"The content path `{content_path}` matches nothing in the response; {_shape(body)}. Check the "
+        f"call's `{setting}.content_path` (names are case-sensitive); if the API leaves it out of responses "
+        f"with no records, set the call's `{setting}.empty_is_ok`."
     )
 
 

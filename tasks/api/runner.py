@@ -31,6 +31,7 @@ from tasks.api.calls import (
     PAGED_PATTERNS,
     ApiCall,
     CallContext,
+    DefaultPattern,
     DownloadPattern,
     JsonFile,
     LinkPattern,
@@ -57,7 +58,7 @@ from tasks.api.http import (
     send,
 )
 from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
-from tasks.api.paging import GetLinkPage, LinkWalk, Walk, walk_pages
+from tasks.api.paging import GetLinkPage, LinkWalk, Walk, content_records, walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 from tasks.ui_schema import FormModel
@@ -255,12 +256,19 @@ def _execute(
     if isinstance(pattern, RetryPattern):
         return _poll(request, pattern, work_dir)
     body = request.decode(request.send())
-    return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, call.content_path()))
+    return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern))
 
 
-def _spool_one(work_dir: Path, call: ApiCall, body: JsonValue, content_path: str | None) -> Spool:
-    writer = SpoolWriter(_spool_path(work_dir, call), content_path, paged=False)
-    writer.write(body, len(records_of(body, content_path)))
+def _spool_one(
+    work_dir: Path, call: ApiCall, body: JsonValue, content: DefaultPattern | RetryPattern | JsonFile
+) -> Spool:
+    """Spool one response; its content path must match (a wrong path would import nothing, silently)."""
+    path = content.content_path
+    if path is not None:
+        setting = "pattern.format" if isinstance(content, JsonFile) else "pattern"
+        content_records(path, body, empty_is_ok=content.empty_is_ok, setting=setting)
+    writer = SpoolWriter(_spool_path(work_dir, call), path, paged=False)
+    writer.write(body, len(records_of(body, path)))
     return writer.close()
 
 
@@ -329,7 +337,7 @@ def _poll(request: CallRequest, retry: RetryPattern, work_dir: Path) -> CallOutc
         body = request.decode(response) if status == retry.expected_status else None
         value = find_first(retry.condition_path, body) if body is not None else None
         if status == retry.expected_status and as_text(value) == retry.value:
-            spool = _spool_one(work_dir, request.call, body, retry.content_path)
+            spool = _spool_one(work_dir, request.call, body, retry)
             return CallOutcome(body=body, spool=spool, polls=attempt)
         if attempt < retry.max_attempts:
             if time.monotonic() + retry.interval_seconds >= request.deadline:
@@ -377,7 +385,7 @@ def _download(
             mask=secret_mask(client),
         )
         local.unlink(missing_ok=True)
-        return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern.format.content_path))
+        return CallOutcome(body=body, spool=_spool_one(work_dir, call, body, pattern.format))
     return CallOutcome(body=None, download=DownloadedFile(saved.url, local, saved.size, saved.sha256))
 
 

@@ -349,7 +349,6 @@ SINGLE_RESPONSE_CALLS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: single responses are not checked yet")
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("kind", sorted(SINGLE_RESPONSE_CALLS))
 def test_a_content_path_that_matches_nothing_in_a_single_response_fails_too(
@@ -366,7 +365,6 @@ def test_a_content_path_that_matches_nothing_in_a_single_response_fails_too(
     assert f"`{setting}.empty_is_ok`" in str(report.error)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: single responses have no empty_is_ok yet")
 @pytest.mark.usefixtures("prefect_server")
 def test_a_single_response_without_its_content_path_is_empty_when_the_call_says_empty_is_ok(
     httpserver: HTTPServer, sqlite_url: str
