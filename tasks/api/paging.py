@@ -14,6 +14,7 @@ paginators fetch one page after the other.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -504,52 +505,82 @@ def _cursor(path: str, body: JsonValue) -> str | None:
 
 
 @dataclass
-class CursorWalk:
-    """Follow the cursor each page gives; iterate once, then `pages`, `records` and `warnings` are final.
+class ChainWalk(ABC):
+    """Pages fetched one after the other, each naming the next (a cursor, a URL); iterate once.
 
-    Pages are fetched one after the other (the next cursor is only known from the page before). The
-    data ends when the cursor is missing, null or empty. Loop guard: a page that gives back the cursor
-    that asked for it, or repeats the previous page's records, fails the call.
+    The data ends when a page names no next one. Loop guard: a page that names itself as the next, or
+    repeats the previous page's records, fails the call. Afterwards `pages`, `records` and `warnings`
+    are final. Subclasses say how a page is fetched and what its loop and cap errors say.
     """
+
+    pages: int = field(default=0, kw_only=True)
+    records: int = field(default=0, kw_only=True)
+    total_pages: int | None = field(default=None, kw_only=True)
+    total_records: int | None = field(default=None, kw_only=True)
+    warnings: list[str] = field(default_factory=list, kw_only=True)
+
+    def __iter__(self) -> Iterator[Page]:
+        paging = self._paging()
+        key: str | None = None  # what asks for the page: None for the call's first request
+        previous: list[JsonValue] | None = None
+        while True:
+            if self.pages >= paging.max_pages:
+                raise self._too_many(paging.max_pages)
+            body, following, asked = self._fetch(key)
+            number, self.pages = self.pages, self.pages + 1
+            records = content_records(paging.content_path, body, empty_is_ok=paging.empty_is_ok)
+            names_itself = following is not None and following == asked
+            if names_itself or (records and same_records(records, previous)):
+                raise self._loops(number, asked, names_itself=names_itself)
+            self.records += len(records)
+            yield Page(number, records, body, key)
+            if following is None:
+                return
+            key, previous = following, records
+
+    @abstractmethod
+    def _paging(self) -> CursorPaging | LinkPaging: ...
+
+    @abstractmethod
+    def _fetch(self, key: str | None) -> tuple[JsonValue, str | None, str | None]:
+        """Return the page's body, the key of the next page (None: the last) and what this page was asked as."""
+
+    @abstractmethod
+    def _loops(self, number: int, asked: str | None, *, names_itself: bool) -> SourceRejectedError: ...
+
+    @abstractmethod
+    def _too_many(self, max_pages: int) -> SourceRejectedError: ...
+
+
+@dataclass
+class CursorWalk(ChainWalk):
+    """Follow the cursor each page gives (missing, null or empty: the last page)."""
 
     get_page: GetPage
     paging: CursorPaging
     params: dict[str, Any] = field(default_factory=dict)
-    pages: int = 0
-    records: int = 0
-    total_pages: int | None = None
-    total_records: int | None = None
-    warnings: list[str] = field(default_factory=list)
 
-    def __iter__(self) -> Iterator[Page]:
-        cursor: str | None = None
-        previous: list[JsonValue] | None = None
-        while True:
-            if self.pages >= self.paging.max_pages:
-                raise SourceRejectedError(
-                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next cursor. "
-                    "Raise the call's `pattern.max_pages` if the API really has that many, or check "
-                    f"`pattern.cursor_path` ({self.paging.cursor_path!r})."
-                )
-            body = self.get_page({**self.params, **self.paging.params_for(cursor)})
-            number, self.pages = self.pages, self.pages + 1
-            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
-            following = _cursor(self.paging.cursor_path, body)
-            if (following is not None and following == cursor) or (
-                records and same_records(records, previous)
-            ):
-                raise SourceRejectedError(
-                    f"Pages {number - 1} and {number} returned the same "
-                    f"{'cursor' if following == cursor else 'records'} (cursor {cursor!r} asked for page "
-                    f"{number}): the API seems to ignore the cursor. Check the call's "
-                    f"`pattern.cursor_param` ({self.paging.cursor_param!r}) and `pattern.cursor_path` "
-                    f"({self.paging.cursor_path!r})."
-                )
-            self.records += len(records)
-            yield Page(number, records, body, cursor)
-            if following is None:
-                return
-            cursor, previous = following, records
+    def _paging(self) -> CursorPaging:
+        return self.paging
+
+    def _fetch(self, key: str | None) -> tuple[JsonValue, str | None, str | None]:
+        body = self.get_page({**self.params, **self.paging.params_for(key)})
+        return body, _cursor(self.paging.cursor_path, body), key
+
+    def _loops(self, number: int, asked: str | None, *, names_itself: bool) -> SourceRejectedError:
+        return SourceRejectedError(
+            f"Pages {number - 1} and {number} returned the same {'cursor' if names_itself else 'records'} "
+            f"(cursor {asked!r} asked for page {number}): the API seems to ignore the cursor. Check the "
+            f"call's `pattern.cursor_param` ({self.paging.cursor_param!r}) and `pattern.cursor_path` "
+            f"({self.paging.cursor_path!r})."
+        )
+
+    def _too_many(self, max_pages: int) -> SourceRejectedError:
+        return SourceRejectedError(
+            f"Stopped after {max_pages:,} pages and the API still gave a next cursor. Raise the call's "
+            "`pattern.max_pages` if the API really has that many, or check `pattern.cursor_path` "
+            f"({self.paging.cursor_path!r})."
+        )
 
 
 Walk = PageWalk | CursorWalk
@@ -575,50 +606,36 @@ def _where(url: str) -> str:
 
 
 @dataclass
-class LinkWalk:
-    """Follow each page's next URL; iterate once, then `pages`, `records` and `warnings` are final.
+class LinkWalk(ChainWalk):
+    """Follow each page's next URL, resolved against the page's own URL.
 
-    The next URL is resolved against the page's own URL and followed only when `allowed(url)` (the API's
-    host or the connection's trusted hosts); anything else fails the call, naming the host. Pages are
-    fetched one after the other. Loop guard: a next URL that is the page's own, or a page that repeats
-    the previous page's records, fails the call.
+    A next URL is followed only when `allowed(url)` (the API's host or the connection's trusted hosts);
+    anything else fails the call, naming the host.
     """
 
     get_page: GetLinkPage
     paging: LinkPaging
     allowed: Callable[[str], bool]
-    pages: int = 0
-    records: int = 0
-    total_pages: int | None = None
-    total_records: int | None = None
-    warnings: list[str] = field(default_factory=list)
 
-    def __iter__(self) -> Iterator[Page]:
-        url: str | None = None
-        previous: list[JsonValue] | None = None
-        while True:
-            if self.pages >= self.paging.max_pages:
-                raise SourceRejectedError(
-                    f"Stopped after {self.paging.max_pages:,} pages and the API still gave a next page. "
-                    "Raise the call's `pattern.max_pages` if the API really has that many."
-                )
-            body, header_next, requested = self.get_page(url)
-            number, self.pages = self.pages, self.pages + 1
-            records = content_records(self.paging.content_path, body, empty_is_ok=self.paging.empty_is_ok)
-            following = self._next(body, header_next, requested)
-            if following == requested or (records and same_records(records, previous)):
-                looped = (
-                    "names itself as the next page" if following == requested else "repeats the page before"
-                )
-                raise SourceRejectedError(
-                    f"Page {number} ({_where(requested)}) {looped}: the API seems to loop. Check the call's `pattern.next_url_path` "
-                    f"({self.paging.next_url_path or 'empty: the Link header'!s})."
-                )
-            self.records += len(records)
-            yield Page(number, records, body, url)
-            if following is None:
-                return
-            url, previous = following, records
+    def _paging(self) -> LinkPaging:
+        return self.paging
+
+    def _fetch(self, key: str | None) -> tuple[JsonValue, str | None, str | None]:
+        body, header_next, requested = self.get_page(key)
+        return body, self._next(body, header_next, requested), requested
+
+    def _loops(self, number: int, asked: str | None, *, names_itself: bool) -> SourceRejectedError:
+        looped = "names itself as the next page" if names_itself else "repeats the page before"
+        return SourceRejectedError(
+            f"Page {number} ({_where(asked or '')}) {looped}: the API seems to loop. Check the call's "
+            f"`pattern.next_url_path` ({self.paging.next_url_path or 'empty: the Link header'!s})."
+        )
+
+    def _too_many(self, max_pages: int) -> SourceRejectedError:
+        return SourceRejectedError(
+            f"Stopped after {max_pages:,} pages and the API still gave a next page. Raise the call's "
+            "`pattern.max_pages` if the API really has that many."
+        )
 
     def _next(self, body: JsonValue, header_next: str | None, requested: str) -> str | None:
         path = self.paging.next_url_path
