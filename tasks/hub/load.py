@@ -90,16 +90,8 @@ def load_prepared(
     fill the report's `ignored_columns`). `name` labels the report and the rejects file; with
     `ledger_source` the load is ledgered as that file.
     """
-    return _import(
-        engine,
-        _new_report(name, ledger_source),
-        prepare,
-        settings,
-        rejects_dir,
-        logger,
-        ledger_source,
-        retry=True,
-    )
+    load = _Load(engine, settings, rejects_dir, logger, ledger_source)
+    return load.attempts(_new_report(name, ledger_source), prepare, retry=True)
 
 
 def import_batches(
@@ -117,16 +109,9 @@ def import_batches(
 
     `name` labels the report and the rejects file; with `ledger_source` the load is ledgered as that file.
     """
-    return _import(
-        engine,
-        _new_report(name, ledger_source),
-        lambda _report: (plan, batches),
-        settings,
-        rejects_dir,
-        logger,
-        ledger_source,
-        retry=False,  # the batches can be read once: a conflict stops the run, nothing loaded
-    )
+    load = _Load(engine, settings, rejects_dir, logger, ledger_source)
+    # The batches can be read once: a conflict stops the run, nothing loaded.
+    return load.attempts(_new_report(name, ledger_source), lambda _report: (plan, batches), retry=False)
 
 
 def _new_report(name: str, source: SourceFile | None) -> FileReport:
@@ -158,80 +143,151 @@ class _AlreadyLoadedError(Exception):
         self.path = path
 
 
-def _import(
-    engine: sa.Engine,
-    report: FileReport,
-    prepare: Prepare,
-    settings: LoadSettings,
-    rejects_dir: Path,
-    logger: RunLogger,
-    ledger_source: SourceFile | None,
-    *,
-    retry: bool,
-) -> tuple[FileReport, list[Reject]]:
-    delays = CONFLICT_RETRY_SECONDS if retry else ()
-    for delay in (*delays, None):
-        attempt = report.model_copy(deep=True)
+@dataclass(frozen=True)
+class _Load:
+    """What every attempt of one load shares: the hub, the job's settings, where rejects go, the ledger source."""
+
+    engine: sa.Engine
+    settings: LoadSettings
+    rejects_dir: Path
+    logger: RunLogger
+    source: SourceFile | None
+
+    def attempts(
+        self, report: FileReport, prepare: Prepare, *, retry: bool
+    ) -> tuple[FileReport, list[Reject]]:
+        delays = CONFLICT_RETRY_SECONDS if retry else ()
+        for delay in (*delays, None):
+            try:
+                return self.attempt(report.model_copy(deep=True), prepare)
+            except SourceUnavailableError as exc:  # the hub went away, or another writer got in the way
+                if delay is None:
+                    raise
+                self.logger.warning("%s Trying the load again in %.0f s.", exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def attempt(self, report: FileReport, prepare: Prepare) -> tuple[FileReport, list[Reject]]:
+        started = time.monotonic()
+        name = report.path
+        sink = RejectSink(self.rejects_dir / rejects_file_name(name))
+        sink.path.unlink(missing_ok=True)  # a retried load writes its rejects anew
         try:
-            return _import_once(engine, attempt, prepare, settings, rejects_dir, logger, ledger_source)
-        except SourceUnavailableError as exc:  # the hub went away, or another writer got in the way
-            if delay is None:
-                raise
-            logger.warning("%s Trying the load again in %.0f s.", exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            plan, batches = prepare(report)
+            self._write(report, sink, plan, batches)
+            report.status = "PARTIAL" if report.rejected else "SUCCESS"
+        except _AlreadyLoadedError as seen:
+            _clear_counts(report)
+            report.status = "SKIPPED"
+            report.message = (
+                f"Already imported by this job (same content as {seen.path}, loaded by a run beside this "
+                "one); run with `force` to import again."
+            )
+        except ThresholdExceededError as exc:
+            report.message = str(exc)
+        except SourceUnavailableError:
+            raise  # not the file's fault: retried, then the run stops with the file in place
+        except ImportJobError as exc:
+            report.message = str(exc)
+            _clear_counts(report)
+        except sa.exc.DBAPIError as exc:
+            _database_refusal(name, exc, report)
+        report.rejects_file = str(sink.path) if sink.count else None
+        report.seconds = round(time.monotonic() - started, 3)
+        return report, sink.sample
+
+    def _write(
+        self, report: FileReport, sink: RejectSink, plan: MappingPlan, batches: Iterable[pl.DataFrame]
+    ) -> None:
+        # The bulk copy talks to the driver directly, so its errors reach us unwrapped: wrap them as
+        # SQLAlchemy would, so that a refused value or a lost connection is reported, not a traceback.
+        dialect = self.engine.dialect
+        try:
+            self._transaction(report, sink, plan, batches)
+        except dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+
+    def _transaction(
+        self, report: FileReport, sink: RejectSink, plan: MappingPlan, batches: Iterable[pl.DataFrame]
+    ) -> None:
+        settings, source = self.settings, self.source
+        with self.engine.begin() as conn:
+            ensure_system_tables(conn)
+            if source is not None and not settings.force:
+                # Re-checked inside the load's transaction: the check before the download may be stale.
+                seen = find_loaded(conn, settings.job, sha256=source.sha256)
+                if seen is not None:
+                    raise _AlreadyLoadedError(seen.path)
+            staging = open_staging(conn, plan)
+            try:
+                self._stage(report, sink, batches, staging)
+                report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)
+                db_rejects = staging.reject_incomplete_new_keys()
+                sink.add(db_rejects)
+                report.rejected += db_rejects["record"].n_unique()
+                _check_threshold(report, settings.reject_threshold_percent)
+                counts = staging.merge()
+            finally:
+                staging.drop()
+            report.tables = {name: TableResult(**vars(c)) for name, c in counts.items()}
+            row_counts = counts[plan.row_table.name]
+            report.inserted, report.updated, report.unchanged = (
+                row_counts.inserted,
+                row_counts.updated,
+                row_counts.unchanged,
+            )
+            if source is not None:
+                record_file(
+                    conn,
+                    job=settings.job,
+                    path=source.remote_path,
+                    size=source.size,
+                    modified_at=source.modified,
+                    sha256=source.sha256,
+                    run_id=settings.run_id,
+                    outcome="PARTIAL" if report.rejected else "SUCCESS",
+                    forced=settings.force,
+                )
+
+    def _stage(
+        self, report: FileReport, sink: RejectSink, batches: Iterable[pl.DataFrame], staging: Staging
+    ) -> None:
+        started = time.monotonic()
+        for batch in batches:
+            validated = validate_batch(batch, staging.plan, self.settings.formats)
+            report.rows_read += batch.height
+            report.rejected += validated.rejected_records
+            sink.add(validated.rejects)
+            staging.stage(validated.rows)
+            elapsed = max(time.monotonic() - started, 1e-6)
+            self.logger.info(
+                "%s: %d rows read, %d rejected, %.0f rows/s",
+                report.path,
+                report.rows_read,
+                report.rejected,
+                report.rows_read / elapsed,
+            )
 
 
-def _import_once(
-    engine: sa.Engine,
-    report: FileReport,
-    prepare: Prepare,
-    settings: LoadSettings,
-    rejects_dir: Path,
-    logger: RunLogger,
-    ledger_source: SourceFile | None,
-) -> tuple[FileReport, list[Reject]]:
-    started = time.monotonic()
-    name = report.path
-    sink = RejectSink(rejects_dir / rejects_file_name(name))
-    sink.path.unlink(missing_ok=True)  # a retried load writes its rejects anew
-    try:
-        plan, batches = prepare(report)
-        _load_translated(engine, batches, plan, settings, ledger_source, sink, report, logger)
-        report.status = "PARTIAL" if report.rejected else "SUCCESS"
-    except _AlreadyLoadedError as seen:
-        _clear_counts(report)
-        report.status = "SKIPPED"
-        report.message = (
-            f"Already imported by this job (same content as {seen.path}, loaded by a run beside this "
-            "one); run with `force` to import again."
-        )
-    except ThresholdExceededError as exc:
-        report.message = str(exc)
-    except SourceUnavailableError:
-        raise  # not the file's fault: retried, then the run stops with the file in place
-    except ImportJobError as exc:
-        report.message = str(exc)
-        _clear_counts(report)
-    except sa.exc.DBAPIError as exc:
-        if _is_conflict(exc):
-            raise HubConflictError(
-                f"{name}: another writer loaded the same rows or created the same tables at the same time "
-                f"({_database_reason(exc)}); the load was rolled back and the file left in place."
-            ) from exc
-        if not isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
-            raise SourceUnavailableError(
-                f"{name}: the hub database failed during the load, which was rolled back: "
-                f"{_database_reason(exc)}. Re-run the job once the database is reachable."
-            ) from exc
-        report.message = (
-            f"{name}: the hub database refused the file's data, so nothing of it was loaded: "
-            f"{_database_reason(exc)}. Fix the value in the file."
-        )
-        _clear_counts(report)
-    report.rejects_file = str(sink.path) if sink.count else None
-    report.seconds = round(time.monotonic() - started, 3)
-    return report, sink.sample
+def _database_refusal(name: str, exc: sa.exc.DBAPIError, report: FileReport) -> None:
+    """Turn a database error of a load into the run's error (another writer, the hub lost) or the file's."""
+    if _is_conflict(exc):
+        raise HubConflictError(
+            f"{name}: another writer loaded the same rows or created the same tables at the same time "
+            f"({_database_reason(exc)}); the load was rolled back and the file left in place."
+        ) from exc
+    if not isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        raise SourceUnavailableError(
+            f"{name}: the hub database failed during the load, which was rolled back: "
+            f"{_database_reason(exc)}. Re-run the job once the database is reachable."
+        ) from exc
+    report.message = (
+        f"{name}: the hub database refused the file's data, so nothing of it was loaded: "
+        f"{_database_reason(exc)}. Fix the value in the file."
+    )
+    _clear_counts(report)
 
 
 def _clear_counts(report: FileReport) -> None:
@@ -251,100 +307,6 @@ def rejects_file_name(name: str) -> str:
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip("/").replace("/", "__"))[-60:].lstrip("._-")
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
     return f"{readable or 'source'}-{digest}.rejects.csv"
-
-
-def _load_translated(
-    engine: sa.Engine,
-    batches: Iterable[pl.DataFrame],
-    plan: MappingPlan,
-    settings: LoadSettings,
-    source: SourceFile | None,
-    sink: RejectSink,
-    report: FileReport,
-    logger: RunLogger,
-) -> None:
-    # The bulk copy talks to the driver directly, so its errors reach us unwrapped: wrap them as
-    # SQLAlchemy would, so that a refused value or a lost connection is reported, not a traceback.
-    dbapi = engine.dialect.loaded_dbapi
-    try:
-        _load(engine, batches, plan, settings, source, sink, report, logger)
-    except dbapi.Error as exc:
-        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi.Error, dialect=engine.dialect) from exc
-
-
-def _load(
-    engine: sa.Engine,
-    batches: Iterable[pl.DataFrame],
-    plan: MappingPlan,
-    settings: LoadSettings,
-    source: SourceFile | None,
-    sink: RejectSink,
-    report: FileReport,
-    logger: RunLogger,
-) -> None:
-    with engine.begin() as conn:
-        ensure_system_tables(conn)
-        if source is not None and not settings.force:
-            # Re-checked inside the load's transaction: the check before the download may be stale.
-            seen = find_loaded(conn, settings.job, sha256=source.sha256)
-            if seen is not None:
-                raise _AlreadyLoadedError(seen.path)
-        staging = open_staging(conn, plan)
-        try:
-            _stage_batches(batches, plan, settings, staging, sink, report, logger)
-            report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)
-            db_rejects = staging.reject_incomplete_new_keys()
-            sink.add(db_rejects)
-            report.rejected += db_rejects["record"].n_unique()
-            _check_threshold(report, settings.reject_threshold_percent)
-            counts = staging.merge()
-        finally:
-            staging.drop()
-        report.tables = {name: TableResult(**vars(c)) for name, c in counts.items()}
-        row_counts = counts[plan.row_table.name]
-        report.inserted, report.updated, report.unchanged = (
-            row_counts.inserted,
-            row_counts.updated,
-            row_counts.unchanged,
-        )
-        if source is not None:
-            record_file(
-                conn,
-                job=settings.job,
-                path=source.remote_path,
-                size=source.size,
-                modified_at=source.modified,
-                sha256=source.sha256,
-                run_id=settings.run_id,
-                outcome="PARTIAL" if report.rejected else "SUCCESS",
-                forced=settings.force,
-            )
-
-
-def _stage_batches(
-    batches: Iterable[pl.DataFrame],
-    plan: MappingPlan,
-    settings: LoadSettings,
-    staging: Staging,
-    sink: RejectSink,
-    report: FileReport,
-    logger: RunLogger,
-) -> None:
-    started = time.monotonic()
-    for batch in batches:
-        validated = validate_batch(batch, plan, settings.formats)
-        report.rows_read += batch.height
-        report.rejected += validated.rejected_records
-        sink.add(validated.rejects)
-        staging.stage(validated.rows)
-        elapsed = max(time.monotonic() - started, 1e-6)
-        logger.info(
-            "%s: %d rows read, %d rejected, %.0f rows/s",
-            report.path,
-            report.rows_read,
-            report.rejected,
-            report.rows_read / elapsed,
-        )
 
 
 def _database_reason(exc: sa.exc.DBAPIError) -> str:
