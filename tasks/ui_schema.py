@@ -61,17 +61,30 @@ OptionalMapping = Annotated[dict[K, V] | None, AfterValidator(empty_as_none)]
 
 
 def form_order(schema: JsonDict) -> None:
-    """Number a model's fields in their declared order (`position`), which the run form sorts by.
+    """Shape a model's schema for the run form: fields in their declared order, unions switchable.
 
     A Prefect server on PostgreSQL stores the parameter schema as JSONB, which orders an object's keys
     by length: without positions the form showed `CSV format` before `Name` (seen in both UIs);
-    Prefect numbers only the flow's own parameters this way.
+    Prefect numbers only the flow's own parameters this way. A tagged union (a call's `pattern`, a
+    download's `format`) is pydantic's `oneOf` with a `discriminator`: the v2 form shows its options
+    as tabs but a click on another tab only empties the value and leaves the tab as it was, so an
+    operator could never switch a call to another pattern. As an `anyOf` the tabs switch (the form
+    picks the tab whose fields the value shares most); the server still validates it, each option
+    having its own `kind`, and pydantic reads the value by its `kind` as before.
     """
     properties = schema.get("properties")
     if isinstance(properties, dict):
         for position, field_schema in enumerate(properties.values()):
             if isinstance(field_schema, dict):
                 field_schema["position"] = position
+                _switchable_union(field_schema)
+
+
+def _switchable_union(field_schema: JsonDict) -> None:
+    options = field_schema.get("oneOf")
+    if isinstance(options, list) and "discriminator" in field_schema:
+        del field_schema["discriminator"], field_schema["oneOf"]
+        field_schema["anyOf"] = options
 
 
 class FormModel(BaseModel):

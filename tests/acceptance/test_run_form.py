@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
@@ -57,7 +57,7 @@ from tests.acceptance.conftest import (
     prefect_yaml,
     started_run_id,
 )
-from tests.acceptance.ui import RunForm, Version, chromium_page
+from tests.acceptance.ui import RunForm, Version, chromium_page, field_label
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
@@ -318,3 +318,37 @@ def test_the_v1_custom_run_form_runs_a_csv_job_without_mapping(form_runs: FormRu
     assert v1.deployment.stored_job(_created(v1).parameters) == v1.deployment.expected_job()
     _created(steps[-1])
     assert v1.state == steps[-1].state, form_runs.report()
+
+
+# Each paginator of an API call is its own option of the call's pattern (issue 15), with a field that
+# only it has. An operator switching a call to another paginator sees that paginator's fields; back on
+# the first one, the deployment's values are there again.
+PAGINATOR_TABS = {
+    "Offset and limit": "Offset Param",
+    "Cursor": "Cursor Path",
+    "Next-page link": "Next Url Path",
+    "Page number": "Page Number Param",
+}
+API_DEPLOYMENT = "products-from-pim-api"
+
+
+def test_the_api_form_switches_between_the_paginators(stack: Stack, tmp_path: Path) -> None:
+    deployment = manifest()[API_DEPLOYMENT]
+    pattern = deployment.job["calls"][0]["pattern"]
+    assert pattern["kind"] in ("page_number", "paging"), "the test starts from a page-number call"
+    with stack.client() as client:
+        deployment_id = client.read_deployment_by_name(deployment.full_name).id
+    with chromium_page() as page:
+        form = RunForm.open(page, stack.ui_url, "v2", str(deployment_id), API_DEPLOYMENT)
+        expect(form.option("Page number"), "the deployment's paginator is chosen").to_have_attribute(
+            "aria-selected", "true"
+        )
+        for tab, own_field in PAGINATOR_TABS.items():
+            form.choose(tab)
+            expect(form.option(tab)).to_have_attribute("aria-selected", "true")
+            for name in PAGINATOR_TABS.values():  # its own field, and no other paginator's
+                expect(page.get_by_text(field_label(name)), f"{tab!r} shows {name!r}").to_have_count(
+                    1 if name == own_field else 0
+                )
+            form.screenshot(tmp_path / f"pattern-{tab}.png")
+        expect(form.field("Page Number Param")).to_have_value(pattern["page_number_param"])

@@ -70,7 +70,7 @@ def chromium_page() -> Iterator[Page]:
             browser.close()
 
 
-def _exact(text: str) -> re.Pattern[str]:
+def field_label(text: str) -> re.Pattern[str]:
     """A field label: its title, with or without the ` (Optional)` the UI adds."""
     return re.compile(rf"^\s*{re.escape(text)}( \(Optional\))?\s*$")
 
@@ -109,8 +109,8 @@ class RunForm:
     def field(self, title: str) -> Locator:
         """The first input of the form whose label is `title` (the job's fields come before nested ones)."""
         if self.version == "v2":
-            return self.page.get_by_label(_exact(title)).first
-        label = self.page.locator("label").filter(has_text=_exact(title))
+            return self.page.get_by_label(field_label(title)).first
+        label = self.page.locator("label").filter(has_text=field_label(title))
         row = label.locator(
             "xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' p-label ')][1]"
         )
@@ -127,6 +127,14 @@ class RunForm:
         box = self.field(title)
         box.fill(value)
         expect(box).to_have_value(value, timeout=ACTION_MS)
+
+    def option(self, title: str) -> Locator:
+        """The tab of one option of a union field (a call's pattern), by its title (v2)."""
+        return self.page.get_by_role("tab", name=title, exact=True).first
+
+    def choose(self, title: str) -> None:
+        """Click one option of a union field, as an operator picks it."""
+        self.option(title).click()
 
     def screenshot(self, path: Path, *, full_page: bool = True) -> Path:
         """Save what the operator sees (the whole form, or the top of it)."""
