@@ -26,7 +26,7 @@ from flows._job import JOB_NAME, command_line, load_job_file
 from tasks.csv.load import load_file
 from tasks.csv.reader import CsvFormat
 from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
-from tasks.files.tasks import (
+from tasks.files import (
     Downloaded,
     RemoteFile,
     check_ftp_connection,

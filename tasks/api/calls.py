@@ -29,7 +29,7 @@ from urllib.parse import quote
 from pydantic import ConfigDict, Field, model_validator
 
 from tasks.api.jsonpath import JsonPath, JsonValue, compile_jsonpath, find_all, find_first, json_text
-from tasks.api.paging import CursorPaging, LinkPaging, OffsetPaging, PageNumberPaging
+from tasks.api.paging import CursorPaging, LinkPaging, OffsetPaging, PageNumberPaging, empty_is_ok_field
 from tasks.csv.reader import CsvFormat
 from tasks.ui_schema import FormModel, OptionalMapping, json_editor
 
@@ -177,16 +177,6 @@ def render_path(template: str, values: Mapping[str, JsonValue]) -> str:
     return PATH_VARIABLE.sub(lambda m: quote(as_text(values[m.group(1)]), safe=""), template)
 
 
-def _empty_is_ok() -> Any:
-    return Field(
-        default=False,
-        title="Empty is OK",
-        description="The API leaves the content path out of a response that has no records: such a "
-        "response then holds none. Off: a content path that matches nothing fails the call, naming the "
-        "path and the keys the response has (an empty list at the path is always no records).",
-    )
-
-
 class DefaultPattern(FormModel):
     """One request."""
 
@@ -199,7 +189,7 @@ class DefaultPattern(FormModel):
         description="When this is the last call: JSONPath of the records in the response, e.g. "
         "`$.elements`. Empty: the whole response (a list of records, or one record).",
     )
-    empty_is_ok: bool = _empty_is_ok()
+    empty_is_ok: bool = empty_is_ok_field()
 
 
 def _export_pages_to() -> Any:
@@ -284,7 +274,7 @@ class RetryPattern(FormModel):
         description="When this is the last call: JSONPath of the records in the final response. "
         "Empty: the whole response.",
     )
-    empty_is_ok: bool = _empty_is_ok()
+    empty_is_ok: bool = empty_is_ok_field()
 
 
 class JsonFile(FormModel):
@@ -298,7 +288,7 @@ class JsonFile(FormModel):
         title="Content finder path",
         description="JSONPath of the records in the file, e.g. `$.elements`. Empty: the whole document.",
     )
-    empty_is_ok: bool = _empty_is_ok()
+    empty_is_ok: bool = empty_is_ok_field()
 
 
 class CsvFile(FormModel):

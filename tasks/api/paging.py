@@ -31,6 +31,17 @@ from tasks.ui_schema import FormModel
 GetPage = Callable[[dict[str, Any]], JsonValue]
 
 
+def empty_is_ok_field() -> Any:
+    """The `empty_is_ok` setting of every content path (a page's, a response's, a downloaded file's)."""
+    return Field(
+        default=False,
+        title="Empty is OK",
+        description="The API leaves the content path out of a response (a page) that has no records: "
+        "such a response holds none. Off: a content path that matches nothing fails the call, naming the "
+        "path and the keys the response has (an empty list at the path is always no records).",
+    )
+
+
 class PageNumberPaging(FormModel):
     """How a call asks for its pages by number, and where each page holds its records and totals."""
 
@@ -54,12 +65,7 @@ class PageNumberPaging(FormModel):
         description="JSONPath of the total number of records, checked against the records received; "
         "empty: the `totalRecords` next to the total pages, when there is one.",
     )
-    empty_is_ok: bool = Field(
-        default=False,
-        description="The API leaves the content path out of a page when it has no records: such a page "
-        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
-        "the page has (an empty list at the path is always an empty page).",
-    )
+    empty_is_ok: bool = empty_is_ok_field()
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
     concurrency: int = Field(
         default=4,
@@ -113,12 +119,7 @@ class OffsetPaging(FormModel):
         description="JSONPath of the total number of records, e.g. `$.total`: reaching it ends the data. "
         "Empty: stop at the first empty page (or at a page that repeats the previous page's records).",
     )
-    empty_is_ok: bool = Field(
-        default=False,
-        description="The API leaves the content path out of a page when it has no records: such a page "
-        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
-        "the page has (an empty list at the path is always an empty page).",
-    )
+    empty_is_ok: bool = empty_is_ok_field()
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
 
     # The walk's view of offset paging: page n starts at n x limit; pages are fetched one by one.
@@ -179,12 +180,7 @@ class CursorPaging(FormModel):
         default=None, ge=1, description="Number of records to ask for per page, sent in `page_size_param`."
     )
     content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
-    empty_is_ok: bool = Field(
-        default=False,
-        description="The API leaves the content path out of a page when it has no records: such a page "
-        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
-        "the page has (an empty list at the path is always an empty page).",
-    )
+    empty_is_ok: bool = empty_is_ok_field()
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
 
     @model_validator(mode="after")
@@ -223,12 +219,7 @@ class LinkPaging(FormModel):
         "the data ends. Followed only to the API's own host or the connection's `trusted_hosts`.",
     )
     content_path: JsonPath = Field(description="JSONPath of the page's records, e.g. `$.items`.")
-    empty_is_ok: bool = Field(
-        default=False,
-        description="The API leaves the content path out of a page when it has no records: such a page "
-        "counts as empty. Off: a page without the content path fails the call, naming the path and the keys "
-        "the page has (an empty list at the path is always an empty page).",
-    )
+    empty_is_ok: bool = empty_is_ok_field()
     max_pages: int = Field(default=10_000, ge=1, description="Stop with an error after this many pages.")
 
     def first_params(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ POSIX and relative to the connection's root folder. Library errors (ftplib, ssl,
 are translated once, in ``tasks.files.failures``, into the tree of ``tasks.errors``. The Prefect tasks
 below take a block name, load the block and open and close their own session. The session lives in
 ``tasks.files.session``, the protocol backends in ``tasks.files.ftplib_backend`` and ``tasks.files.paramiko_backend``,
-the path rules in ``tasks.files.paths``; this module re-exports what the flows use.
+the path rules in ``tasks.files.paths``; the package (``tasks.files``) is the public face.
 """
 
 from __future__ import annotations
@@ -25,38 +25,24 @@ from prefect.tasks import Task
 from blocks.ftp import FtpConnection
 from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
-from tasks.files.listing import ClaimedFile, Listing, RemoteFile, classify_listing
-from tasks.files.paths import CLAIM_DIR, local_file_name, move_folder_problem
+from tasks.files.listing import ClaimedFile, Listing, RemoteFile
+from tasks.files.paths import local_file_name
 from tasks.files.session import (
-    PROBE_PREFIX,
     FileSession,
-    check_connection,
     open_session,
     watch_file,
     watch_listing,
 )
 
 __all__ = [
-    "CLAIM_DIR",
-    "PROBE_PREFIX",
-    "ClaimedFile",
     "Downloaded",
-    "FileSession",
-    "Listing",
-    "RemoteFile",
-    "check_connection",
     "check_ftp_connection",
-    "classify_listing",
     "download_file",
     "fetch_file",
     "list_leftover_claims",
     "list_source_files",
     "move_file",
-    "move_folder_problem",
-    "open_session",
     "stat_source_file",
-    "watch_file",
-    "watch_listing",
     "watch_source_file",
 ]
 

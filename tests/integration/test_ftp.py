@@ -15,7 +15,7 @@ import asyncssh
 import pytest
 
 from tasks.errors import ImportJobError, SourceRejectedError, SourceUnavailableError
-from tasks.files.tasks import PROBE_PREFIX, check_connection, open_session, watch_listing
+from tasks.files import PROBE_PREFIX, check_connection, open_session, watch_listing
 from tests.fixtures_servers import (
     READ_ONLY_DIR,
     LocalFtp,
