@@ -406,7 +406,7 @@ def check_job_connection(job: CsvImportJob) -> list[str]:
     return check_ftp_connection.fn(job.connection, read, write)
 
 
-def _check(job: CsvImportJob) -> int:
+def check_job(job: CsvImportJob) -> int:
     problems = check_job_connection(job)
     print("\n".join(f"problem: {p}" for p in problems) or f"{job.connection}: connection and folders OK")
     return 1 if problems else 0
@@ -415,7 +415,11 @@ def _check(job: CsvImportJob) -> int:
 def main(argv: list[str]) -> int:
     """Run (or, with --check, test the connection of) the job file given on the command line."""
     return command_line(
-        argv, module="flows.import_csv_from_ftp", model=CsvImportJob, flow=import_csv_from_ftp, check=_check
+        argv,
+        module="flows.import_csv_from_ftp",
+        model=CsvImportJob,
+        flow=import_csv_from_ftp,
+        check=check_job,
     )
 
 

@@ -282,7 +282,7 @@ def check_job_connection(job: ApiImportJob) -> CheckResult:
     )
 
 
-def _check(job: ApiImportJob) -> int:
+def check_job(job: ApiImportJob) -> int:
     result = check_job_connection(job)
     for line in [*(f"problem: {p}" for p in result.problems), *result.notes]:
         print(line)
@@ -294,7 +294,11 @@ def _check(job: ApiImportJob) -> int:
 def main(argv: list[str]) -> int:
     """Run (or, with --check, test the connection of) the job file given on the command line."""
     return command_line(
-        argv, module="flows.import_json_from_api", model=ApiImportJob, flow=import_json_from_api, check=_check
+        argv,
+        module="flows.import_json_from_api",
+        model=ApiImportJob,
+        flow=import_json_from_api,
+        check=check_job,
     )
 
 

@@ -19,7 +19,7 @@ from prefect.states import Completed, Failed
 from prefect_shell import ShellOperation
 from pydantic import ConfigDict, Field
 
-from flows._job import JOB_NAME, load_job_file
+from flows._job import JOB_NAME, JobFileError, load_job_file, run_and_print
 from tasks.errors import ShellStepError
 from tasks.job_model import BlockRef, JobModel
 from tasks.shell import ShellStep, run_shell_step
@@ -89,9 +89,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m flows.run_shell_job JOB.yaml", file=sys.stderr)
         return 2
-    state: State = run_shell_job(load_job(Path(argv[0])), return_state=True)
-    print(f"{state.name}: {state.message}")
-    return 0 if state.is_completed() else 1
+    try:
+        job = load_job(Path(argv[0]))
+    except JobFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return run_and_print(run_shell_job, job)
 
 
 if __name__ == "__main__":
