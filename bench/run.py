@@ -120,7 +120,9 @@ def child_csv_flow(params: dict[str, Any]) -> dict[str, Any]:
             "name": "bench-products",
             "connection": "bench-ftp",
             "entity": "products",
-            "source": {"kind": "file", "file_path": params["file"]},
+            # The file is complete before the run: no settle wait (by default a single file is looked at
+            # twice, 2 s apart, in case it is still being uploaded; that wait is the setting, not work).
+            "source": {"kind": "file", "file_path": params["file"], "settle_seconds": 0},
             "csv": {"delimiter": ";"},
             "mapping": MAPPING,
             "target": "bench-hub",
