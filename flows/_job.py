@@ -16,7 +16,7 @@ from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.run import render_text, run_job
+from tasks.run import outcome_line, run_job
 
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -156,7 +156,10 @@ def command_line(
 
 
 def run_and_print(flow: Callable[..., Any], job: BaseModel) -> int:
-    """Run `flow` on `job` in this process, print its report (or final state) once; 0 when it completed."""
+    """Run `flow` on `job` in this process; 0 when it completed.
+
+    The flow logs its whole report (the terminal shows it); this prints the outcome once more in one line.
+    """
     state, report = run_job(flow, job)
-    print(render_text(report) if report else f"{state.name}: {state.message}")
+    print(outcome_line(report) if report else f"{state.name}: {state.message}")
     return 0 if state.is_completed() else 1

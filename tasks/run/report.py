@@ -187,6 +187,16 @@ def render_markdown(report: ImportReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def outcome_line(report: ImportReport) -> str:
+    """Return a run's outcome in one line, for a terminal whose log above already shows the whole report."""
+    line = (
+        f"{report.job}: {report.status}: rows read {report.total('rows_read'):,}, inserted "
+        f"{report.total('inserted'):,}, updated {report.total('updated'):,}, unchanged "
+        f"{report.total('unchanged'):,}, rejected {report.total('rejected'):,}"
+    )
+    return f"{line}; {report.error}" if report.error else line
+
+
 def render_text(report: ImportReport) -> str:
     """Return the run summary for a terminal."""
     out = [
