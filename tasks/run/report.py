@@ -136,6 +136,14 @@ class RejectSink:
                 Reject(**(row | {"value": _shortened(row["value"])}))
                 for row in rejects.head(room).iter_rows(named=True)
             )
+            # The database's checks come after the batches' (a new key missing a field for creation):
+            # shown in record order, as a reader of the file looks for them.
+            self.sample.sort(key=lambda reject: (reject.record is None, reject.record or 0, reject.line or 0))
+
+
+def _shown(value: str | None) -> str:
+    # A blank cell is read as null: say "blank", not Python's `None`.
+    return "(blank)" if value is None or not value.strip() else repr(value)
 
 
 def _shortened(value: str | None) -> str | None:
@@ -217,7 +225,7 @@ def render_text(report: ImportReport) -> str:
             out.append(f"      rejects: {f.rejects_file}")
     for reject in report.rejects[:10]:
         out.append(
-            f"    reject record {reject.record} (line {reject.line}) {reject.column}={reject.value!r}: "
+            f"    reject record {reject.record} (line {reject.line}) {reject.column}={_shown(reject.value)}: "
             f"{reject.code} {reject.message}"
         )
     out += [f"  error: {report.error}"] * bool(report.error)
