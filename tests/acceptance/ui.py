@@ -183,3 +183,17 @@ class RunForm:
             return " The form sent no request."
         last = self.sent[-1]
         return f"\nIt sent (HTTP {last['status']}): {json.dumps(last['parameters'])}\nThe server said: {last['answer']}"
+
+
+def run_row(page: Page, flow_run_id: str) -> Locator:
+    """A run's row in a runs list (v1 or v2): the box around the link to the run that also shows its parameters.
+
+    By the link's address: runs of one job share its name (`flow_run_name` is the job's name).
+    """
+    link = page.locator(f"a[href$='/runs/flow-run/{flow_run_id}']").first
+    return link.locator("xpath=ancestor::*[.//*[contains(normalize-space(.), 'Parameter')]][1]")
+
+
+def visible_tag(row: Locator, text: str | re.Pattern[str]) -> Locator:
+    """A tag of a run's row, as shown (the UIs also keep invisible copies to measure what fits)."""
+    return row.get_by_text(text).filter(visible=True).first
