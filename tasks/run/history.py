@@ -22,7 +22,18 @@ from blocks.database import hub_database
 from tasks.errors import ImportJobError, JobBusyError
 from tasks.hub.ledger import RunTotals, finish_run, prepare_hub, running_run, start_run
 from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
-from tasks.run.report import ImportReport, final_state, publish_artifacts, render_text, run_summary
+from tasks.run.report import (
+    STATUS_TAG_PREFIX,
+    ImportReport,
+    counts_text,
+    final_state,
+    outcome_reason,
+    publish_artifacts,
+    render_text,
+    run_summary,
+    run_title,
+    status_tag,
+)
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
@@ -49,6 +60,7 @@ def recorded_run(
             job=job,
             entity=entity,
             run_id=run_id,
+            kind=kind,
             database=database.display_url(),
             started_at=datetime.now(UTC),
         )
@@ -122,10 +134,65 @@ def _deployment_on_busy() -> OnBusy:
 
 
 def conclude(report: ImportReport) -> State:
-    """Publish the run's artifacts, log its report and return the flow's final state."""
+    """Publish the run's artifacts, name, tag and event, log its report and return the flow's final state."""
     publish_artifacts(report)
+    mark_flow_run(report)
+    emit_run_event(report)
     get_run_logger().info("\n%s", render_text(report))
     return final_state(report)
+
+
+def mark_flow_run(report: ImportReport) -> None:
+    """Name the flow run after its outcome and tag it with its status, where every runs list shows them.
+
+    A runs list row shows the run's name, state badge and (some of) its tags, never the state message:
+    the name carries the outcome ("PARTIAL · 1 of 12 rejected · products-from-erp-ftp"); the tag (`datahub:partial`)
+    is for filters and automations.
+    """
+    flow_run_id = runtime.flow_run.id
+    if not flow_run_id:
+        return
+    from prefect.client.orchestration import get_client
+
+    tags = [status_tag(report), *(t for t in runtime.flow_run.tags if not t.startswith(STATUS_TAG_PREFIX))]
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run_id, name=run_title(report), tags=tags)
+    except Exception as exc:  # the run's outcome stands without its name and tag; say so, do not fail the run
+        get_run_logger().warning("Could not name and tag the flow run after its outcome (%s).", exc)
+
+
+def emit_run_event(report: ImportReport) -> None:
+    """Emit `datahub.run.<status>` about the job, for automations: job, entity, status, counts and reason.
+
+    Prefect relates it to the flow run, its flow, deployment and tags (the run's context).
+    """
+    from prefect.events import emit_event
+
+    emit_event(
+        event=f"datahub.run.{report.status.lower()}",
+        resource={
+            "prefect.resource.id": f"datahub.job.{report.job}",
+            "prefect.resource.name": report.job,
+            "datahub.entity": report.entity,
+            "datahub.status": report.status,
+        },
+        payload={
+            "job": report.job,
+            "entity": report.entity,
+            "status": report.status,
+            "run_id": report.run_id,
+            "counts": counts_text(report),
+            "rows_read": report.total("rows_read"),
+            "inserted": report.total("inserted"),
+            "updated": report.total("updated"),
+            "unchanged": report.total("unchanged"),
+            "rejected": report.total("rejected"),
+            "files": len(report.files),
+            "pages": report.pages,
+            "reason": outcome_reason(report)[:2000],
+        },
+    )
 
 
 def run_totals(report: ImportReport) -> RunTotals:

@@ -16,6 +16,9 @@ from tasks.errors import ImportFailedError
 FileStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 RunStatus = Literal["SUCCESS", "PARTIAL", "SKIPPED", "FAILED"]
 REJECT_SAMPLE = 200
+STATUS_TAG_PREFIX = "datahub:"
+STATE_REASON_CHARS = 500
+OUTCOME_WORDS_CHARS = 60  # in the run's name; the state message holds it whole
 SAMPLE_VALUE_CHARS = 200  # a reject's value in reports and artifacts; the rejects file keeps it whole
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 class Reject(BaseModel):
     """One broken rule of one record."""
 
+    file: str = Field(default="", description="The source file (or an API run's call) the record came from.")
     record: int | None = Field(description="Record number in the file; 1 is the first data row.")
     line: int | None = Field(description="Physical line where the record starts (the header is line 1).")
     column: str = Field(description="Source column (or field) that broke the rule.")
@@ -68,6 +72,7 @@ class ImportReport(BaseModel):
     job: str
     entity: str
     run_id: str
+    kind: str = Field(default="csv-ftp", description="The job's kind: csv-ftp (files) or json-api (pages).")
     status: RunStatus = "SKIPPED"
     started_at: datetime
     finished_at: datetime | None = None
@@ -113,10 +118,13 @@ class ImportReport(BaseModel):
 class RejectSink:
     """Write every reject of a file to a CSV file, keeping only the first ones in memory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, source: str = "", keep: int = 0) -> None:
         self.path = path
+        self.source = source
         self.count = 0
         self.sample: list[Reject] = []
+        self.keep = keep
+        self.kept: list[dict[str, Any]] = []  # the first `keep` rejects as read, for the hub database
 
     def add(self, rejects: pl.DataFrame) -> None:
         """Append a frame of rejects (columns of `tasks.hub.mapping.REJECT_SCHEMA`)."""
@@ -130,10 +138,12 @@ class RejectSink:
                 writer.writerow(rejects.columns)
             writer.writerows(rejects.iter_rows())
         self.count += rejects.height
+        if len(self.kept) < self.keep:
+            self.kept.extend(rejects.head(self.keep - len(self.kept)).iter_rows(named=True))
         room = REJECT_SAMPLE - len(self.sample)
         if room > 0:
             self.sample.extend(
-                Reject(**(row | {"value": _shortened(row["value"])}))
+                Reject(**(row | {"file": self.source, "value": _shortened(row["value"])}))
                 for row in rejects.head(room).iter_rows(named=True)
             )
             # The database's checks come after the batches' (a new key missing a field for creation):
@@ -167,11 +177,21 @@ def run_job(flow: Callable[..., Any], job: Any) -> tuple[State, ImportReport | N
 
 
 def render_markdown(report: ImportReport) -> str:
-    """Return the run summary as markdown, for the Prefect UI and the terminal."""
-    lines = [
-        f"# {report.job}: {report.status}",
-        "",
-        f"Entity **{report.entity}**, run `{report.run_id}`, {report.seconds:.1f} s, database `{report.database}`.",
+    """Return the run summary as markdown, for the Prefect UI: the outcome and its reason first, then the files.
+
+    Long texts (a file's note, the error) are list items below the tables, where the UI wraps them; a
+    table cell would be clipped.
+    """
+    reason = outcome_reason(report)
+    lines = [f"# {report.job}: {report.status}", ""]
+    if reason:
+        lines += [
+            f"**{'Why it failed' if report.status == 'FAILED' else 'Why nothing was imported'}:** {_inline(reason)}",
+            "",
+        ]
+    lines += [
+        f"{counts_text(report)}. Entity **{report.entity}**, run `{report.run_id}`, {report.seconds:.1f} s, "
+        f"database `{report.database}`.",
         "",
         f"| rows read | inserted | updated | unchanged | rejected |\n|---:|---:|---:|---:|---:|\n"
         f"| {report.total('rows_read')} | {report.total('inserted')} | {report.total('updated')} "
@@ -180,29 +200,110 @@ def render_markdown(report: ImportReport) -> str:
     ]
     if report.files:
         lines += [
-            "| file | status | read | ins | upd | same | rej | dup | moved to | note |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+            "| # | file | status | read | ins | upd | same | rej | dup | moved to |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         lines += [
-            f"| `{f.path}` | {f.status} | {f.rows_read} | {f.inserted} | {f.updated} | {f.unchanged} "
-            f"| {f.rejected} | {f.duplicates} | {f.moved_to or ''} | {_cell(f.message)} |"
-            for f in report.files
+            f"| {number} | `{_cell(f.path)}` | {f.status} | {f.rows_read} | {f.inserted} | {f.updated} "
+            f"| {f.unchanged} | {f.rejected} | {f.duplicates} | {_cell(f.moved_to or '')} |"
+            for number, f in enumerate(report.files, 1)
         ]
+        notes = [(number, f) for number, f in enumerate(report.files, 1) if f.message or f.rejects_file]
+        if notes:
+            lines += ["", "Notes:", ""]
+        for number, f in notes:
+            note = f": {_inline(f.message)}" if f.message else ""
+            lines.append(f"- **{number}** `{_cell(f.path)}`{note}")
+            if f.rejects_file:
+                lines.append(f"  - all {f.rejected:,} rejects: `{f.rejects_file}`")
     if report.error:
-        lines.append(f"- error: {_cell(report.error)}")
+        lines.append(f"- error: {_inline(report.error)}")
     for warning in report.warnings:
-        lines.append(f"- warning: {_cell(warning)}")
+        lines.append(f"- warning: {_inline(warning)}")
     return "\n".join(lines) + "\n"
 
 
 def outcome_line(report: ImportReport) -> str:
     """Return a run's outcome in one line, for a terminal whose log above already shows the whole report."""
-    line = (
-        f"{report.job}: {report.status}: rows read {report.total('rows_read'):,}, inserted "
-        f"{report.total('inserted'):,}, updated {report.total('updated'):,}, unchanged "
-        f"{report.total('unchanged'):,}, rejected {report.total('rejected'):,}"
+    return f"{report.job}: {state_message(report)}"
+
+
+def state_message(report: ImportReport) -> str:
+    """Return the run's final state message: its status, the reason when it failed or skipped, its counts."""
+    reason = outcome_reason(report)
+    if not reason:
+        return f"{report.status}: {counts_text(report)}"
+    reason = reason.replace("\n", " ")
+    if len(reason) > STATE_REASON_CHARS:
+        reason = reason[:STATE_REASON_CHARS].rstrip() + "… (whole in the summary artifact)"
+    return f"{report.status}: {reason} ({counts_text(report)})"
+
+
+def counts_text(report: ImportReport) -> str:
+    """Return what the run read and changed: files (a CSV job) or pages (an API job), then rows."""
+    if report.kind == "json-api":
+        source = f"{report.pages:,} page{'s' * (report.pages != 1)}"
+    else:
+        source = f"{len(report.files):,} file{'s' * (len(report.files) != 1)}"
+    return (
+        f"{source}, rows read {report.total('rows_read'):,}, inserted {report.total('inserted'):,}, "
+        f"updated {report.total('updated'):,}, unchanged {report.total('unchanged'):,}, "
+        f"rejected {report.total('rejected'):,}"
     )
-    return f"{line}; {report.error}" if report.error else line
+
+
+def outcome_reason(report: ImportReport) -> str:
+    """Return why a run failed or imported nothing; empty for a run that loaded."""
+    if report.status == "FAILED":
+        return failure_reason(report)
+    return skip_reason(report) if report.status == "SKIPPED" else ""
+
+
+def failure_reason(report: ImportReport) -> str:
+    """Return why the run failed: its own error, else the first failed file's message (naming the file)."""
+    if report.error:
+        return report.error
+    failed = [f for f in report.files if f.status == "FAILED"]
+    if not failed:
+        return ""
+    first = failed[0]
+    reason = first.message if first.message.startswith(first.path) else f"{first.path}: {first.message}"
+    return reason + (f" (and {len(failed) - 1} more failed file(s))" if len(failed) > 1 else "")
+
+
+def skip_reason(report: ImportReport) -> str:
+    """Return why the run imported nothing: another run held the job, the file was known, or nothing was new."""
+    if report.warnings:
+        return report.warnings[0]
+    skipped = [f.message for f in report.files if f.status == "SKIPPED" and f.message]
+    return skipped[0] if skipped else "nothing new to import"
+
+
+def status_tag(report: ImportReport) -> str:
+    """Return the run's status as a tag (`datahub:partial`): runs lists show it, filters and automations match it."""
+    return f"{STATUS_TAG_PREFIX}{report.status.lower()}"
+
+
+def run_title(report: ImportReport) -> str:
+    """Return the flow run's name once it ended: its status, its outcome in a few words, the job.
+
+    The job comes last: a narrow runs list cuts the end of a name, and its row names the deployment too.
+    """
+    return f"{report.status} · {outcome_words(report)} · {report.job}"
+
+
+def outcome_words(report: ImportReport) -> str:
+    """Return the run's outcome in a few words, for the row of a runs list (the state message is whole)."""
+    read, rejected = report.total("rows_read"), report.total("rejected")
+    if report.status in ("FAILED", "SKIPPED"):
+        text = outcome_reason(report)
+        for known in (f.path for f in report.files):  # the row has no room for a path
+            text = text.removeprefix(f"{known}: ")
+    elif report.status == "PARTIAL":
+        text = f"{rejected:,} of {read:,} rejected"
+    else:
+        text = f"{read:,} read, {report.total('inserted'):,} new, {report.total('updated'):,} updated"
+    return text if len(text) <= OUTCOME_WORDS_CHARS else text[: OUTCOME_WORDS_CHARS - 1].rstrip() + "…"
 
 
 def render_text(report: ImportReport) -> str:
@@ -234,7 +335,13 @@ def render_text(report: ImportReport) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:300]
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _inline(text: str) -> str:
+    # Markdown in a file's note (a `*` or `_` in a cell value) must show as written.
+    escaped = "".join(f"\\{ch}" if ch in "\\`*_[]<>|#" else ch for ch in text)
+    return escaped.replace("\n", " ")
 
 
 def publish_artifacts(report: ImportReport) -> None:
@@ -249,7 +356,8 @@ def publish_artifacts(report: ImportReport) -> None:
         create_table_artifact(
             key=f"{key}-rejects",
             table=[reject.model_dump() for reject in report.rejects],
-            description=f"First {len(report.rejects)} rejects (all of them are in each file's rejects file).",
+            description=f"First {len(report.rejects)} of {report.total('rejected'):,} rejects, in file and "
+            "record order (all of them: `python -m deployments rejects RUN`, and each file's rejects file).",
         )
 
 
@@ -269,17 +377,14 @@ def run_summary(report: ImportReport) -> str:
 
 
 def final_state(report: ImportReport) -> State:
-    """Return the Prefect state for the run: Completed (named by status) or Failed."""
-    counts = (
-        f"{len(report.files)} file(s), {report.total('rows_read')} rows read, {report.total('inserted')} inserted, "
-        f"{report.total('updated')} updated, {report.total('unchanged')} unchanged, {report.total('rejected')} rejected"
-    )
+    """Return the Prefect state for the run: Completed, or Failed, by Prefect's own names.
+
+    Prefect's runs lists filter states by name ("All except scheduled" lists the names it knows): a
+    custom name ("Completed with rejects") hid the run. The status is in the message and the tags.
+    """
     from prefect.states import Completed, Failed
 
+    message = state_message(report)
     if report.status == "FAILED":
-        message = f"Import failed: {run_summary(report)[:500]} ({counts})"
         return Failed(message=message, data=ImportFailedError(message, report))
-    names = {"SUCCESS": "Completed", "PARTIAL": "Completed with rejects", "SKIPPED": "Skipped"}
-    if not report.files and report.warnings:  # e.g. another run held the job: say why nothing was done
-        counts = report.warnings[0][:500]
-    return Completed(name=names[report.status], message=counts, data=report)
+    return Completed(message=message, data=report)

@@ -192,8 +192,3 @@ def run_row(page: Page, flow_run_id: str) -> Locator:
     """
     link = page.locator(f"a[href$='/runs/flow-run/{flow_run_id}']").first
     return link.locator("xpath=ancestor::*[.//*[contains(normalize-space(.), 'Parameter')]][1]")
-
-
-def visible_tag(row: Locator, text: str | re.Pattern[str]) -> Locator:
-    """A tag of a run's row, as shown (the UIs also keep invisible copies to measure what fits)."""
-    return row.get_by_text(text).filter(visible=True).first

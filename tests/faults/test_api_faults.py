@@ -25,7 +25,7 @@ from tasks.api.paging import PageNumberPaging, walk_pages
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
 from tasks.run.report import ImportReport
 from tests.faults.harness import save_hub, table
-from tests.flows.hub import run_for_report
+from tests.flows.hub import run_for_report, status_of
 
 API_KEY = "fault-API-key-31337"
 QUICK = RetryPolicy(
@@ -228,7 +228,7 @@ def test_total_pages_larger_than_the_data_stops_at_the_empty_page_and_warns(
 ) -> None:
     httpserver.expect_request("/products").respond_with_handler(pages_handler(5, total_pages=50))
     state, report = run_paging_job(httpserver, sqlite_url)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 5
     assert report.warnings == [
         "The API reported 50 pages but page 4 was empty: stopped after 3 pages of data."
@@ -242,7 +242,7 @@ def test_total_pages_smaller_than_the_data_stops_at_the_total_and_warns(
 ) -> None:
     httpserver.expect_request("/products").respond_with_handler(pages_handler(10, total_pages=2))
     state, report = run_paging_job(httpserver, sqlite_url)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 4
     assert report.warnings == [
         "The API reported 2 pages but the last one was full and more records exist: `totalPages` is "
@@ -401,7 +401,7 @@ def test_pages_repeated_past_the_end_end_the_data_with_a_note(
 ) -> None:
     httpserver.expect_request("/products").respond_with_handler(repeating_handler(records))
     state, report = run_paging_job(httpserver, sqlite_url, total_pages_path=None)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == records
     assert report.warnings == [
         "Page 4 repeated the records of page 3: taken as the end of the data (the API repeats its last "
@@ -507,7 +507,7 @@ def test_offset_paging_imports_every_record_in_order(
     httpserver.expect_request("/products").respond_with_handler(offset_handler(7, with_total=with_total))
     pattern = OFFSET | ({"total_records_path": "$.total"} if with_total else {})
     state, report = run_paging_job(httpserver, sqlite_url, pattern)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 7
     assert report.warnings == []
     offsets = [int(request.args["offset"]) for request, _ in httpserver.log]
@@ -522,7 +522,7 @@ def test_cursor_paging_follows_the_cursor_until_it_ends(
 ) -> None:
     httpserver.expect_request("/products").respond_with_handler(cursor_handler(7, end=end))
     state, report = run_paging_job(httpserver, sqlite_url, CURSOR)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 7
     assert report.warnings == []
     assert [request.args.get("cursor") for request, _ in httpserver.log] == [None, "3", "6"]
@@ -544,7 +544,7 @@ def test_a_cursor_api_that_ignores_the_cursor_is_stopped_by_the_loop_guard(
 def test_page_number_is_the_kind_and_paging_its_alias(httpserver: HTTPServer, sqlite_url: str) -> None:
     httpserver.expect_request("/products").respond_with_handler(pages_handler(5))
     state, report = run_paging_job(httpserver, sqlite_url, PAGING | {"kind": "page_number"})
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 5
 
 
@@ -584,7 +584,7 @@ def test_link_paging_follows_the_next_url(httpserver: HTTPServer, sqlite_url: st
     httpserver.expect_request("/products").respond_with_handler(link_handler(httpserver, 7, header=header))
     pattern = LINK if header else LINK | {"next_url_path": "$.links.next"}
     state, report = run_paging_job(httpserver, sqlite_url, pattern)
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert report.total("inserted") == 7
     assert [request.args.get("page") for request, _ in httpserver.log] == [None, "2", "3"]
 

@@ -35,6 +35,7 @@ from tests.faults.harness import (
     table,
 )
 from tests.fixtures_servers import LocalFtp
+from tests.flows.hub import status_of
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.postgres]
 
@@ -99,7 +100,7 @@ def _clean_reference(ftp_server: LocalFtp, reference_url: str, files: dict[str, 
         "settle_seconds": 0,
     }
     state, _ = run_csv(csv_job(save_ftp_block(ftp_server), save_hub(reference_url), source=source))
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     return content(reference_url)
 
 
@@ -159,7 +160,7 @@ def test_connections_killed_mid_file_roll_it_back_and_the_load_is_retried(
 
     assert fired  # the hook ran
     assert fired[0] >= 2  # and killed the loading connection and the one holding the job's lock
-    assert state.name == "Completed", report.error
+    assert status_of(state) == "SUCCESS", report.error
     assert [(f.path, f.status) for f in report.files] == [("in/a.csv", "SUCCESS"), ("in/b.csv", "SUCCESS")]
     assert files_in(root, "out") == ["a.csv", "b.csv"]
     assert content(hub_url) == _clean_reference(ftp_server, reference_url, files)
@@ -193,7 +194,7 @@ def test_a_hub_that_keeps_failing_stops_the_run_with_the_files_in_place_and_a_re
     monkeypatch.undo()
     again_state, again = run_csv(job)
 
-    assert again_state.name == "Completed"
+    assert status_of(again_state) == "SUCCESS"
     assert [(f.path, f.status) for f in again.files] == [("in/a.csv", "SUCCESS"), ("in/b.csv", "SUCCESS")]
     assert files_in(root, "in") == []
     assert content(hub_url) == _clean_reference(ftp_server, reference_url, files)
@@ -208,7 +209,7 @@ def test_a_constraint_violation_rolls_the_file_back_and_a_rerun_loads_it_once(
     root = make_folders(ftp_server.root)
     (root / "in" / "a.csv").write_text(first, encoding="utf-8")
     job = csv_job(save_ftp_block(ftp_server), save_hub(hub_url))
-    assert run_csv(job)[0].name == "Completed"
+    assert status_of(run_csv(job)[0]) == "SUCCESS"
     engine = sa.create_engine(hub_url)
     with engine.begin() as conn:  # a rule of the hub the file breaks on one row
         conn.exec_driver_sql(
@@ -236,6 +237,6 @@ def test_a_constraint_violation_rolls_the_file_back_and_a_rerun_loads_it_once(
     (root / "failed" / "b.csv").rename(root / "in" / "b.csv")
     again_state, again = run_csv(job)
 
-    assert again_state.name == "Completed"
+    assert status_of(again_state) == "SUCCESS"
     assert [(f.path, f.status, f.inserted) for f in again.files] == [("in/b.csv", "SUCCESS", 20)]
     assert content(hub_url) == _clean_reference(ftp_server, reference_url, {"a.csv": first, "b.csv": second})

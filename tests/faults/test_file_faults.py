@@ -29,6 +29,7 @@ from tests.faults.harness import (
     table,
 )
 from tests.fixtures_servers import READ_ONLY_DIR, LocalFtp, serve_ftp, serve_sftp
+from tests.flows.hub import status_of
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -172,7 +173,7 @@ def test_a_growing_file_waits_until_it_is_stable(ftp_server: LocalFtp, hub: tupl
         stop.set()
         writer.join()
 
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     assert [f.path for f in report.files] == ["in/steady.csv"]
     assert report.warnings == ["in/growing.csv is still being written; it waits for the next run."]
     assert files_in(root, "in") == ["growing.csv"]
@@ -181,7 +182,7 @@ def test_a_growing_file_waits_until_it_is_stable(ftp_server: LocalFtp, hub: tupl
     rows_written = growing.read_text(encoding="utf-8").count("\n") - 1
     again_state, again = run_csv(job)  # the upload has finished
 
-    assert again_state.name == "Completed"
+    assert status_of(again_state) == "SUCCESS"
     assert [(f.path, f.rows_read) for f in again.files] == [("in/growing.csv", rows_written)]
     assert _count(hub[1]) == 5 + rows_written
 
@@ -212,7 +213,7 @@ def test_an_outbound_folder_missing_or_locked_keeps_the_file_and_the_next_run_mo
     fixed = job.model_copy(update={"source": job.source.model_copy(update={"outbound_dir": "out"})})
     again_state, again = run_csv(fixed)
 
-    assert again_state.name == "Skipped"
+    assert status_of(again_state) == "SKIPPED"
     assert (again.files[0].status, again.files[0].moved_to) == ("SKIPPED", "out/a.csv")
     assert files_in(root, "in") == []
     assert files_in(root, "out") == ["a.csv"]
@@ -297,7 +298,7 @@ def test_an_absolute_path_is_read_inside_the_servers_root_never_the_machines(
 ) -> None:
     source = {"kind": "file", "file_path": "/etc/passwd"}
     state, report = run_csv(csv_job(save_ftp_block(ftp_server), hub[0], source=source))
-    assert state.name == "Skipped"
+    assert status_of(state) == "SKIPPED"
     assert report.warnings == ["/etc/passwd is not on the server (already imported and moved?)."]
 
 
@@ -313,7 +314,7 @@ def test_odd_file_names_import_and_move_inside_the_folders(
 
     state, report = run_csv(csv_job(save_ftp_block(ftp_server), hub[0]))
 
-    assert state.name == "Completed", [f.message for f in report.files]
+    assert status_of(state) == "SUCCESS", [f.message for f in report.files]
     assert sorted(f.moved_to or "" for f in report.files) == sorted(f"out/{name}" for name in ODD_NAMES)
     assert files_in(root, "out") == sorted(ODD_NAMES)
     assert files_in(root, "in") == []

@@ -42,6 +42,7 @@ from tests.faults.harness import (
     table,
 )
 from tests.fixtures_servers import LocalFtp, serve_ftp
+from tests.flows.hub import status_of
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -114,7 +115,7 @@ def test_a_file_replaced_during_its_import_is_left_in_place_and_imported_next_ru
 
         again_state, again = run_csv(job)
 
-    assert again_state.name == "Completed", [f.message for f in again.files]
+    assert status_of(again_state) == "SUCCESS", [f.message for f in again.files]
     assert [f.status for f in again.files] == ["SUCCESS"]
     assert _prices(database_url) == [("V1", 2.0), ("V2", 2.0), ("V3", 2.0)]
 
@@ -177,7 +178,7 @@ def test_a_single_file_still_being_uploaded_is_not_imported_half_written(
 
         again_state, again = run_csv(job)  # the upload has finished: the whole file is imported
 
-    assert again_state.name == "Completed", [f.message for f in again.files]
+    assert status_of(again_state) == "SUCCESS", [f.message for f in again.files]
     assert sorted(
         row[0] for row in _rows(sqlite_url, 'SELECT "productClassificationCategoryId" FROM products')
     ) == ["C1", "CATEGORY-FULL"]
@@ -340,7 +341,7 @@ def test_two_jobs_loading_the_same_new_keys_at_once_both_succeed(
     if schema == "tables-exist":  # the race on the new keys themselves, not on creating the tables
         (root / "seed" / "seed.csv").write_text(products_csv(90_000, 1), encoding="utf-8")
         seed_source = {"kind": "folder", "inbound_dir": "seed", "outbound_dir": "out1", "settle_seconds": 0}
-        assert run_csv(csv_job(block, hub, source=seed_source))[0].name == "Completed"
+        assert status_of(run_csv(csv_job(block, hub, source=seed_source))[0]) == "SUCCESS"
         (root / "out1" / "seed.csv").unlink()
         seeded = 1
         # A load that takes a while between its insert and its commit (as a large file's does): the
@@ -632,12 +633,12 @@ def test_a_skipped_resent_copys_move_gets_its_own_ledger_row(ftp_server: LocalFt
     job = csv_job(save_ftp_block(ftp_server), save_hub(database_url))
     (root / "in" / "a.csv").write_text(text, encoding="utf-8")
     first_state, _ = run_csv(job)
-    assert first_state.name == "Completed"
+    assert status_of(first_state) == "SUCCESS"
     (root / "in" / "b.csv").write_text(text, encoding="utf-8")  # the partner sends the same file again
 
     state, report = run_csv(job)
 
-    assert state.name == "Skipped"
+    assert status_of(state) == "SKIPPED"
     assert (report.files[0].status, report.files[0].moved_to) == ("SKIPPED", "out/b.csv")
     ledger = _rows(database_url, "SELECT path, moved_to FROM datahub_ledger ORDER BY id")
     assert ledger[0] == ("in/a.csv", "out/a.csv")  # the original import's row is unchanged

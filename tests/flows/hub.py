@@ -25,3 +25,11 @@ def rows(url: str, query: str) -> list[tuple[Any, ...]]:
         found = [tuple(row) for row in conn.exec_driver_sql(query).all()]
     engine.dispose()
     return found
+
+
+def status_of(state: State) -> str:
+    """The run's status (SUCCESS, PARTIAL, SKIPPED, FAILED), as its final state's message begins.
+
+    Prefect's own state names (Completed, Failed) say less: a run with rejects is Completed.
+    """
+    return (state.message or "").partition(":")[0]

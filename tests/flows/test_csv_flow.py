@@ -19,7 +19,7 @@ from flows.import_csv_from_ftp import CsvImportJob, check_job_connection, import
 from tasks.files import CLAIM_DIR
 from tasks.run.report import ImportReport
 from tests.fixtures_servers import make_block
-from tests.flows.hub import rows, run_for_report
+from tests.flows.hub import rows, run_for_report, status_of
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -136,13 +136,13 @@ def test_rerun_is_skipped_by_the_ledger_and_a_forced_rerun_changes_nothing(
     job = _job(ftp_block, hub[0])
     (ftp_root / "in" / "a.csv").write_text(GOOD_PRODUCTS, encoding="utf-8")
     first_state, first = _run(job)
-    assert first_state.name == "Completed"
+    assert status_of(first_state) == "SUCCESS"
     assert (first.total("inserted"), first.total("updated")) == (3, 0)
     before = rows(hub[1], "SELECT * FROM variants ORDER BY 1")
 
     (ftp_root / "out" / "a.csv").rename(ftp_root / "in" / "a.csv")  # the same file dropped again
     skipped_state, skipped = _run(job)
-    assert skipped_state.name == "Skipped"
+    assert status_of(skipped_state) == "SKIPPED"
     assert skipped.files[0].status == "SKIPPED"
     assert "Already imported" in skipped.files[0].message
     assert skipped.files[0].moved_to is not None  # not left in inbound forever
@@ -150,7 +150,7 @@ def test_rerun_is_skipped_by_the_ledger_and_a_forced_rerun_changes_nothing(
     moved = Path(ftp_root / skipped.files[0].moved_to)
     moved.rename(ftp_root / "in" / "a.csv")
     forced_state, forced = _run(job.model_copy(update={"force": True}))
-    assert forced_state.name == "Completed"
+    assert status_of(forced_state) == "SUCCESS"
     assert (forced.total("inserted"), forced.total("updated"), forced.total("unchanged")) == (0, 0, 3)
     assert rows(hub[1], "SELECT * FROM variants ORDER BY 1") == before
 
@@ -162,7 +162,7 @@ def test_partial_run_is_completed_with_rejects_and_publishes_artifacts(
     job = _job(ftp_block, hub[0])
     state, report = _run(job)
     assert state.is_completed()
-    assert state.name == "Completed with rejects"
+    assert status_of(state) == "PARTIAL"
     assert report.status == "PARTIAL"
     key = job.name.lower()
     summary, rejects = _artifact(f"{key}-summary"), _artifact(f"{key}-rejects")
@@ -192,10 +192,10 @@ def test_single_file_job_moves_to_outbound_and_an_absent_file_is_skipped(
     source = {"kind": "file", "file_path": "in/products.csv", "outbound_dir": "out"}
     job = _job(ftp_block, hub[0], source=source)
     state, report = _run(job)
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     assert report.files[0].moved_to == "out/products.csv"
     again_state, again = _run(job)
-    assert again_state.name == "Skipped"
+    assert status_of(again_state) == "SKIPPED"
     assert again.files == []
     assert "not on the server" in again.warnings[0]
 
@@ -216,12 +216,12 @@ def test_encodings_bom_and_windows_1252(ftp_root: Path, ftp_block: str, hub: tup
     text = PRODUCTS_HEADER + "\nP9;Chaise d'Été à 5 €;C1;V9;Été;5.00\n"
     (ftp_root / "in" / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     state, _ = _run(_job(ftp_block, hub[0]))
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     (ftp_root / "in" / "cp1252.csv").write_bytes(
         text.replace("P9", "P8").replace("V9", "V8").encode("cp1252")
     )
     state, _ = _run(_job(ftp_block, hub[0], csv={"delimiter": ";", "encoding": "windows-1252"}))
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     names = rows(hub[1], 'SELECT "productNames" FROM products ORDER BY 1')
     assert names == [("Chaise d'Été à 5 €",), ("Chaise d'Été à 5 €",)]
 
@@ -251,7 +251,7 @@ def test_verified_ftps_and_sftp_sources_end_to_end(
     name = f"{server.protocol}-{uuid.uuid4().hex[:8]}"
     make_block(server).save(name, overwrite=True)  # certificate / host key verified, not skipped
     state, report = _run(_job(name, hub[0]))
-    assert state.name == "Completed"
+    assert status_of(state) == "SUCCESS"
     assert report.total("inserted") == 3
     assert [p.name for p in (root / "out").iterdir()] == ["a.csv"]
 

@@ -1,4 +1,4 @@
-"""What a terminal shows of a run: the report's reject lines, and the one line `./dev run` ends with."""
+"""What a terminal and the runs lists show of a run: reject lines, the outcome line, the state, the tags."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from tasks.run import FileReport, ImportReport, RejectSink, outcome_line, render_text
+from tasks.run.report import final_state, outcome_words, run_title, status_tag
 
 
 def _report(**fields: object) -> ImportReport:
@@ -30,16 +31,60 @@ def test_the_outcome_is_one_line_with_the_counts() -> None:
         )
     )
     assert outcome_line(report) == (
-        "erp-products: PARTIAL: rows read 1,200, inserted 1,000, updated 150, unchanged 48, rejected 2"
+        "erp-products: PARTIAL: 1 file, rows read 1,200, inserted 1,000, updated 150, unchanged 48, rejected 2"
     )
+    assert (status_tag(report), outcome_words(report)) == ("datahub:partial", "2 of 1,200 rejected")
+    assert run_title(report) == "PARTIAL · 2 of 1,200 rejected · erp-products"
+    state = final_state(report)
+    # Prefect's own name: "All except scheduled" lists it (a custom name hid the run).
+    assert (state.name, state.message) == ("Completed", outcome_line(report).removeprefix("erp-products: "))
 
 
 def test_a_failed_run_says_why_on_the_same_line() -> None:
     report = _report(status="FAILED", error="erp-ftp: login refused (530). Check the block's password.")
     assert outcome_line(report) == (
-        "erp-products: FAILED: rows read 0, inserted 0, updated 0, unchanged 0, rejected 0; "
-        "erp-ftp: login refused (530). Check the block's password."
+        "erp-products: FAILED: erp-ftp: login refused (530). Check the block's password. "
+        "(0 files, rows read 0, inserted 0, updated 0, unchanged 0, rejected 0)"
     )
+    assert final_state(report).name == "Failed"
+    assert outcome_words(report) == "erp-ftp: login refused (530). Check the block's password."
+
+
+def test_a_failed_file_is_named_in_the_message_and_left_out_of_the_run_name() -> None:
+    report = _report(status="FAILED")
+    report.files += [
+        FileReport(path="in/a.csv", status="SUCCESS", rows_read=3, inserted=3),
+        FileReport(path="in/b.csv", status="FAILED", message="in/b.csv: the key ['productExternalId'] "
+                   "of products is not mapped; map a column onto it"),
+        FileReport(path="in/c.csv", status="FAILED", message="too many rejects"),
+    ]  # fmt: skip
+    assert outcome_line(report) == (
+        "erp-products: FAILED: in/b.csv: the key ['productExternalId'] of products is not mapped; map a "
+        "column onto it (and 1 more failed file(s)) (3 files, rows read 3, inserted 3, updated 0, "
+        "unchanged 0, rejected 0)"
+    )
+    assert outcome_words(report) == "the key ['productExternalId'] of products is not mapped; ma…"
+    assert len(outcome_words(report)) == 60
+
+
+def test_a_skipped_run_says_why_and_an_api_run_counts_pages() -> None:
+    report = _report(status="SKIPPED", kind="json-api", pages=1)
+    report.files.append(
+        FileReport(path="list", status="SKIPPED", message="The last call returned no records.")
+    )
+    assert outcome_line(report) == (
+        "erp-products: SKIPPED: The last call returned no records. (1 page, rows read 0, inserted 0, "
+        "updated 0, unchanged 0, rejected 0)"
+    )
+    assert (status_tag(report), outcome_words(report)) == (
+        "datahub:skipped",
+        "The last call returned no records.",
+    )
+    assert outcome_words(_report(status="SKIPPED")) == "nothing new to import"
+    loaded = _report(status="SUCCESS", kind="json-api", pages=12)
+    loaded.files.append(FileReport(path="list", status="SUCCESS", rows_read=1200, inserted=1000, updated=200))
+    assert outcome_line(loaded).startswith("erp-products: SUCCESS: 12 pages, rows read 1,200, inserted 1,000")
+    assert outcome_words(loaded) == "1,200 read, 1,000 new, 200 updated"
 
 
 def _rejects(*rows: tuple[int, str | None, str]) -> pl.DataFrame:
