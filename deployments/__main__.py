@@ -1,4 +1,4 @@
-"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|preview|pause|resume|deploy`.
+"""Command line of the deployments: `python -m deployments schedule|check|blocks|run|preview|pause|resume|deploy|runs|ledger|rejects|forget`.
 
 `schedule "<preset>"` prints the native YAML of a preset (see `deployments.schedules`) and its next 5
 runs. `check [prefect.yaml]` validates every deployment of a `prefect.yaml` and prints one table row per
@@ -14,6 +14,9 @@ and shows its first records mapped and validated, writing nothing (`deployments.
 `pause <deployment>` / `resume <deployment>` pause or resume it on the Prefect server
 (`deployments.operate`). `deploy [--prefect-file F] [--name D ...]` (re)deploys them on the server, removes
 schedules no longer in the file and keeps an operator's pause (`deployments.deploy`).
+`runs JOB`, `ledger JOB`, `rejects RUN` and `forget JOB FILE` read the hub's own history: a job's last
+runs, the files it imported, a run's rejects, and forget one imported file so that the next run
+imports it again (`deployments.history`).
 """
 
 from __future__ import annotations
@@ -358,6 +361,43 @@ def check(path: Path) -> int:
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
+def _history_commands(commands: Any) -> None:
+    target = {"default": None, "help": "the Hub Database block (default: the job's `target` in prefect.yaml)"}
+    runs = commands.add_parser("runs", help="the job's last runs in the hub: status, counts, message")
+    runs.add_argument("job", help="the job's name (its `name`), e.g. products-from-erp-ftp")
+    ledger = commands.add_parser("ledger", help="the files the job imported: when, by which run, moved where")
+    ledger.add_argument("job", help="the job's name, e.g. products-from-erp-ftp")
+    for listing in (runs, ledger):
+        listing.add_argument("--limit", type=int, default=20, help="rows to show, newest first (default 20)")
+    rejects = commands.add_parser(
+        "rejects", help="a run's rejects kept in the hub: file, record, column, value, code"
+    )
+    rejects.add_argument("run", help="the run's id (the `run` column of `runs JOB`; the flow run's id)")
+    rejects.add_argument("--limit", type=int, default=100, help="rejects to show (default 100)")
+    forget = commands.add_parser(
+        "forget", help="forget one imported file: the job's next run imports it again"
+    )
+    forget.add_argument("job", help="the job's name, e.g. products-from-erp-ftp")
+    forget.add_argument("file", help="the file's path as `ledger JOB` shows it, or its name")
+    for command in (runs, ledger, rejects, forget):
+        command.add_argument("--target", **target)
+        command.add_argument("--prefect-file", type=Path, default=PREFECT_YAML, help="default: the project's")
+
+
+def _history(args: argparse.Namespace) -> int:
+    from deployments import history
+
+    job = getattr(args, "job", None)
+    target = args.target or history.job_target(job, args.prefect_file)
+    if args.command == "runs":
+        return history.show_runs(args.job, target=target, limit=args.limit)
+    if args.command == "ledger":
+        return history.show_ledger(args.job, target=target, limit=args.limit)
+    if args.command == "rejects":
+        return history.show_rejects(args.run, target=target, limit=args.limit)
+    return history.forget(args.job, args.file, target=target)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = argparse.ArgumentParser(prog="python -m deployments", description=__doc__.splitlines()[0])
@@ -392,7 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     deployer.add_argument(
         "--name", action="append", default=[], help="a deployment to deploy (repeat; default: all)"
     )
+    _history_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("runs", "ledger", "rejects", "forget"):
+        return _history(args)
     if args.command == "schedule":
         return show_schedule(args.preset)
     if args.command == "blocks":

@@ -1,7 +1,8 @@
 """The hub database: what a batch must hold, the entities, and loading batches into them in one transaction.
 
 - ``entities``: the entity catalogue (tables, fields, types, keys); ``schema``: their tables and the
-  system tables (runs, ledger); ``ledger``: runs and loaded files recorded in the hub.
+  system tables (runs, ledger, rejects); ``ledger``: runs and loaded files recorded in the hub
+  (and forgotten on an operator's word); ``rejects``: each file's first rejects and true count, per run.
 - ``contract``: the batch contract every source hands the hub (record and line columns) and the
   reject schema and codes.
 - ``mapping``: source columns -> entity fields, and validation of a batch (rejects with their codes).
@@ -41,12 +42,18 @@ from tasks.hub.entities import (
 )
 from tasks.hub.ledger import (
     ABANDONED,
+    LedgerRow,
     RunTotals,
     find_loaded,
     find_loaded_file,
     finish_run,
+    forget_file,
+    has_run,
+    known_jobs,
     last_successful_start,
+    ledger_rows,
     prepare_hub,
+    recent_runs,
     record_move,
     record_skipped_copy,
     running_run,
@@ -69,6 +76,7 @@ from tasks.hub.mapping import (
     plan_mapping,
     validate_batch,
 )
+from tasks.hub.rejects import RejectedFile, rejected_files, stored_rejects
 
 __all__ = [
     "ABANDONED",
@@ -93,10 +101,12 @@ __all__ = [
     "Entity",
     "EntityName",
     "HubTarget",
+    "LedgerRow",
     "LoadSettings",
     "MappingPlan",
     "OnBusy",
     "RejectThresholdPercent",
+    "RejectedFile",
     "RunLogger",
     "RunTotals",
     "SourceFile",
@@ -106,16 +116,23 @@ __all__ = [
     "find_loaded",
     "find_loaded_file",
     "finish_run",
+    "forget_file",
+    "has_run",
     "import_batches",
     "job_lock",
+    "known_jobs",
     "last_successful_start",
+    "ledger_rows",
     "load_prepared",
     "plan_mapping",
     "prepare_hub",
+    "recent_runs",
     "record_move",
     "record_skipped_copy",
+    "rejected_files",
     "reserved_columns",
     "running_run",
     "start_run",
+    "stored_rejects",
     "validate_batch",
 ]

@@ -37,6 +37,20 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class LedgerRow:
+    """One row of a job's ledger as an operator reads it (`python -m deployments ledger JOB`)."""
+
+    id: int
+    path: str
+    outcome: str
+    recorded_at: datetime
+    run_id: str
+    moved_to: str | None
+    forced: bool
+    forgotten_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RunTotals:
     """The counts a run history row carries."""
 
@@ -145,8 +159,10 @@ def last_successful_start(engine: sa.Engine, job: str, *, before_run: str | None
 def find_loaded(
     conn: sa.Connection, job: str, *, sha256: str | None = None, path: str | None = None
 ) -> LedgerEntry | None:
-    """Return the latest successful ledger entry of `job` with that content hash (or path)."""
-    query = sa.select(ledger).where(ledger.c.job == job, ledger.c.outcome.in_(LOADED_OUTCOMES))
+    """Return the latest successful ledger entry of `job` with that content hash (or path), unless forgotten."""
+    query = sa.select(ledger).where(
+        ledger.c.job == job, ledger.c.outcome.in_(LOADED_OUTCOMES), ledger.c.forgotten_at.is_(None)
+    )
     if sha256 is not None:
         query = query.where(ledger.c.sha256 == sha256)
     if path is not None:
@@ -237,3 +253,65 @@ def record_skipped_copy(
             outcome="SKIPPED",
             moved_to=moved_to,
         )
+
+
+def ledger_rows(conn: sa.Connection, job: str, *, limit: int) -> list[LedgerRow]:
+    """Return the job's latest ledger rows, newest first."""
+    query = _ledger_rows().where(ledger.c.job == job).order_by(ledger.c.id.desc()).limit(limit)
+    return [LedgerRow(**row) for row in conn.execute(query).mappings()]
+
+
+def forget_file(engine: sa.Engine, job: str, file: str) -> list[LedgerRow]:
+    """Mark the job's imports of `file` forgotten (kept, for audit), so the next run imports it again.
+
+    `file` is a path as the ledger holds it, or a file name one path ends with. Returns the rows
+    forgotten; raises `LookupError`, explained, when no import or more than one path matches.
+    """
+    with engine.begin() as conn:
+        ensure_system_tables(conn)
+        imported = sa.and_(
+            ledger.c.job == job, ledger.c.outcome.in_(LOADED_OUTCOMES), ledger.c.forgotten_at.is_(None)
+        )
+        paths = set(conn.execute(sa.select(ledger.c.path).where(imported, ledger.c.path == file)).scalars())
+        if not paths:
+            named = sa.select(ledger.c.path).where(
+                imported, ledger.c.path.like(f"%/{_like(file)}", escape="\\")
+            )
+            paths = set(conn.execute(named).scalars())
+        if not paths:
+            raise LookupError(
+                f"the job {job} has no import of {file} to forget (see `python -m deployments ledger {job}`)."
+            )
+        if len(paths) > 1:
+            raise LookupError(
+                f"{file} names {len(paths)} imported files of {job}: {', '.join(sorted(paths))}; give the whole path."
+            )
+        (path,) = paths
+        rows = conn.execute(sa.select(ledger.c.id).where(imported, ledger.c.path == path)).scalars().all()
+        conn.execute(ledger.update().where(ledger.c.id.in_(rows)).values(forgotten_at=datetime.now(UTC)))
+        query = _ledger_rows().where(ledger.c.id.in_(rows)).order_by(ledger.c.id)
+        return [LedgerRow(**row) for row in conn.execute(query).mappings()]
+
+
+def _ledger_rows() -> sa.Select[tuple[object, ...]]:
+    return sa.select(*(ledger.c[name] for name in LedgerRow.__dataclass_fields__))
+
+
+def recent_runs(conn: sa.Connection, job: str, *, limit: int) -> list[sa.RowMapping]:
+    """Return the job's latest runs from the run history, newest first."""
+    query = sa.select(runs).where(runs.c.job == job).order_by(runs.c.started_at.desc()).limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+def known_jobs(conn: sa.Connection) -> list[str]:
+    """Return the names of the jobs the run history holds, sorted."""
+    return sorted(conn.execute(sa.select(runs.c.job).distinct()).scalars())
+
+
+def has_run(conn: sa.Connection, run_id: str) -> bool:
+    """Return whether the run history holds this run."""
+    return conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is not None
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -25,6 +25,7 @@ from pydantic import Field
 from tasks.errors import HubConflictError, ImportJobError, SourceUnavailableError, ThresholdExceededError
 from tasks.hub.ledger import find_loaded, record_file
 from tasks.hub.mapping import CellFormats, MappingPlan, validate_batch
+from tasks.hub.rejects import REJECTS_KEPT_PER_FILE, record_rejects
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging, open_staging
 from tasks.run.report import FileReport, Reject, RejectSink, TableResult
@@ -170,7 +171,7 @@ class _Load:
     def attempt(self, report: FileReport, prepare: Prepare) -> tuple[FileReport, list[Reject]]:
         started = time.monotonic()
         name = report.path
-        sink = RejectSink(self.rejects_dir / rejects_file_name(name))
+        sink = RejectSink(self.rejects_dir / rejects_file_name(name), source=name, keep=REJECTS_KEPT_PER_FILE)
         sink.path.unlink(missing_ok=True)  # a retried load writes its rejects anew
         try:
             plan, batches = prepare(report)
@@ -193,8 +194,31 @@ class _Load:
         except sa.exc.DBAPIError as exc:
             _database_refusal(name, exc, report)
         report.rejects_file = str(sink.path) if sink.count else None
+        if sink.count:
+            self._keep_rejects(report, sink)
         report.seconds = round(time.monotonic() - started, 3)
         return report, sink.sample
+
+    def _keep_rejects(self, report: FileReport, sink: RejectSink) -> None:
+        # After the load's own transaction, in one of its own: a file the threshold rolled back keeps them.
+        try:
+            record_rejects(
+                self.engine,
+                job=self.settings.job,
+                run_id=self.settings.run_id,
+                file=report.path,
+                status=report.status,
+                rejected=sink.count,
+                kept=sink.kept,
+                location=report.rejects_file,
+            )
+        except sa.exc.DBAPIError as exc:  # the load's outcome stands; the rejects file still holds them
+            self.logger.warning(
+                "Could not store the rejects of %s in the hub database (%s); they are in %s.",
+                report.path,
+                type(exc.orig or exc).__name__,
+                sink.path,
+            )
 
     def _write(
         self, report: FileReport, sink: RejectSink, plan: MappingPlan, batches: Iterable[pl.DataFrame]

@@ -4,7 +4,7 @@ Tables are created from the entity catalogue when a job first loads them; a fiel
 catalogue later becomes a new nullable column. SQL types are chosen per dialect so that the
 canonical text produced by validation converts the same way on SQLite and PostgreSQL.
 
-The hub's own tables (runs, ledger) carry a schema version in `datahub_schema`: a hub created by an
+The hub's own tables (runs, ledger, rejects) carry a schema version in `datahub_schema`: a hub created by an
 older release is brought up to date by the numbered migrations below, once, under a lock, and each
 applied migration is recorded with what it found.
 """
@@ -80,8 +80,40 @@ ledger = sa.Table(
     sa.Column("moved_to", sa.Text),
     # A forced re-import (the job's `force`) may load a content the job already loaded.
     sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
+    # `python -m deployments forget JOB FILE`: kept for audit, no longer counts as imported.
+    sa.Column("forgotten_at", sa.DateTime(timezone=True)),
     sa.Index("ix_datahub_ledger_job_sha", "job", "sha256"),
     sa.Index("ix_datahub_ledger_job_path", "job", "path"),
+)
+
+rejects = sa.Table(
+    "datahub_rejects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job", sa.String(200), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("file", sa.Text, nullable=False),
+    sa.Column("record", sa.BigInteger),
+    sa.Column("line", sa.BigInteger),
+    sa.Column("column_name", sa.Text, nullable=False),
+    sa.Column("value", sa.Text),
+    sa.Column("code", sa.String(20), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_datahub_rejects_run", "run_id", "file", "record"),
+)
+"""The first rejects of each file of each run (capped); `reject_files` holds each file's true count."""
+
+reject_files = sa.Table(
+    "datahub_reject_files",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("file", sa.Text, primary_key=True),
+    sa.Column("job", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rejected", sa.BigInteger, nullable=False),
+    sa.Column("stored", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("location", sa.Text),
 )
 
 schema_versions = sa.Table(
@@ -146,11 +178,17 @@ def _migrate(conn: sa.Connection) -> None:
             logger.info("Hub database migrated to version %d: %s", version, note)
 
 
+LOADED_NOT_FORCED = "outcome IN ('SUCCESS', 'PARTIAL') AND NOT forced"
+"""The ledger rows the unique index `ONE_IMPORT_PER_CONTENT` holds to one per job and content (version 2)."""
+LOADED_NOT_FORCED_OR_FORGOTTEN = f"{LOADED_NOT_FORCED} AND forgotten_at IS NULL"
+"""Since version 3: a forgotten row no longer counts, so the next run may import that content again."""
+
+
 def _one_import_per_content(conn: sa.Connection) -> str:
     present = {column["name"] for column in sa.inspect(conn).get_columns(ledger.name)}
     if "forced" not in present:
         conn.exec_driver_sql(f"ALTER TABLE {ledger.name} ADD COLUMN forced BOOLEAN NOT NULL DEFAULT FALSE")
-    loaded = "outcome IN ('SUCCESS', 'PARTIAL') AND NOT forced"
+    loaded = LOADED_NOT_FORCED
     duplicates = conn.exec_driver_sql(
         f"SELECT job, sha256, min(id), count(*) FROM {ledger.name} WHERE {loaded} "
         "GROUP BY job, sha256 HAVING count(*) > 1 ORDER BY 1, 2"
@@ -181,8 +219,24 @@ def _one_import_per_content(conn: sa.Connection) -> str:
     )
 
 
+def _forgettable_files(conn: sa.Connection) -> str:
+    present = {column["name"] for column in sa.inspect(conn).get_columns(ledger.name)}
+    if "forgotten_at" not in present:
+        stamp = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {ledger.name} ADD COLUMN forgotten_at {stamp}")
+    conn.exec_driver_sql(f"DROP INDEX IF EXISTS {ONE_IMPORT_PER_CONTENT}")
+    conn.exec_driver_sql(
+        f"CREATE UNIQUE INDEX {ONE_IMPORT_PER_CONTENT} ON {ledger.name} (job, sha256) "
+        f"WHERE {LOADED_NOT_FORCED_OR_FORGOTTEN}"
+    )
+    return "ledger rows can be forgotten (forgotten_at); rejects kept in datahub_rejects and datahub_reject_files"
+
+
 _MIGRATION_LOCK = 0x6461746168756201  # "datahub\x01"
-MIGRATIONS: list[tuple[int, Callable[[sa.Connection], str]]] = [(2, _one_import_per_content)]
+MIGRATIONS: list[tuple[int, Callable[[sa.Connection], str]]] = [
+    (2, _one_import_per_content),
+    (3, _forgettable_files),
+]
 """(version, migration): version 1 is the schema of the first release (no `datahub_schema` rows)."""
 LATEST_VERSION = MIGRATIONS[-1][0]
 

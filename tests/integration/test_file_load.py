@@ -17,9 +17,11 @@ import sqlalchemy as sa
 
 from tasks.csv.load import import_csv_file
 from tasks.csv.reader import CsvFormat, Encoding
+from tasks.hub import rejected_files, stored_rejects
 from tasks.hub.ledger import find_loaded
 from tasks.hub.load import LoadSettings, SourceFile
 from tasks.hub.mapping import CellFormats
+from tasks.hub.rejects import REJECTS_KEPT_PER_FILE
 from tasks.hub.schema import ledger
 from tasks.run.report import REJECT_SAMPLE, FileReport, Reject
 
@@ -466,6 +468,7 @@ def test_blank_required_field_is_rejected_with_its_place(hub: Hub) -> None:
     assert (report.status, report.rows_read, report.inserted, report.rejected) == ("PARTIAL", 3, 2, 1)
     assert rejects == [
         Reject(
+            file="/in/in.csv",
             record=2,
             line=4,
             column="Supplier Name",
@@ -506,6 +509,17 @@ def test_threshold_exceeded_loads_nothing(hub: Hub) -> None:
         "this file was loaded. Fix the rejected rows (see the rejects), or raise the threshold."
     )
     assert [(r.record, r.code) for r in rejects] == [(2, "F-E-008"), (3, "F-E-001")]
+    with hub.engine.connect() as conn:  # rolled back, and its rejects kept in the hub all the same
+        assert [(f.file, f.status, f.rejected, f.stored) for f in rejected_files(conn, "run-1")] == [
+            ("/in/bad.csv", "FAILED", 2, 2)
+        ]
+        assert [
+            (r["record"], r["line"], r["column"], r["value"], r["code"])
+            for r in stored_rejects(conn, "run-1")
+        ] == [
+            (2, 3, "Status", "OPEN", "F-E-008"),
+            (3, 4, "Supplier Name", None, "F-E-001"),
+        ]
     assert hub.rows("suppliers") == before
     assert hub.stamps("suppliers", "supplierExternalId") == stamps
     with hub.engine.connect() as conn:
@@ -576,3 +590,17 @@ def test_rejects_file_holds_every_reject(hub: Hub) -> None:
     assert sorted({int(row[0]) for row in written[1:]}) == sorted(
         n for n in range(1, 2_501) if n % 10 == 0 or n % 250 == 1
     )
+
+
+def test_the_hub_keeps_a_files_first_rejects_and_its_true_count(hub: Hub) -> None:
+    bad = REJECTS_KEPT_PER_FILE + 250
+    rows = "".join(f"S{n},,ACTIVE\n" for n in range(bad)) + "S-ok,Fine,ACTIVE\n"
+    report, _ = hub.load("Supplier External Id,Supplier Name,Status\n" + rows, "suppliers", threshold=100)
+
+    assert (report.status, report.rejected) == ("PARTIAL", bad)
+    with hub.engine.connect() as conn:
+        (kept,) = rejected_files(conn, "run-1")
+        first = stored_rejects(conn, "run-1", limit=2)
+    assert (kept.rejected, kept.stored, kept.location) == (bad, REJECTS_KEPT_PER_FILE, report.rejects_file)
+    assert [(r["record"], r["value"]) for r in first] == [(1, None), (2, None)]
+    assert len(rejects_file(report)) == bad + 1  # the rejects file holds every one (and its header)

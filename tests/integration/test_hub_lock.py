@@ -100,12 +100,13 @@ def test_an_old_hub_is_migrated_and_its_duplicate_imports_reported(engine: sa.En
     with engine.begin() as conn:
         note = conn.exec_driver_sql("SELECT version, note FROM datahub_schema").all()
         flags = conn.exec_driver_sql("SELECT id, forced FROM datahub_ledger ORDER BY id").all()
-    assert [version for version, _ in note] == [2]
+    assert [version for version, _ in note] == [2, 3]
     assert "found 1 content(s) imported more than once" in note[0][1]
+    assert "ledger rows can be forgotten" in note[1][1]
     assert [(n, bool(forced)) for n, forced in flags] == [(1, False), (2, True)]
     prepare_hub(engine)  # once only
     with engine.begin() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM datahub_schema").scalar_one() == 1
+        assert conn.exec_driver_sql("SELECT count(*) FROM datahub_schema").scalar_one() == 2
 
 
 def test_one_content_is_imported_once_per_job_unless_forced(engine: sa.Engine) -> None:
