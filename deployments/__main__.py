@@ -361,6 +361,20 @@ def check(path: Path) -> int:
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from deployments.alerts import alert_block
+    from deployments.deploy import AlertSettings, deploy, parse_span
+
+    alerts = None
+    if not args.no_alerts:
+        try:
+            alerts = AlertSettings(alert_block(args.alert_block), parse_span(args.quiet_after))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return deploy(args.prefect_file, args.name, alerts)
+
+
 def _history_commands(commands: Any) -> None:
     target = {"default": None, "help": "the Hub Database block (default: the job's `target` in prefect.yaml)"}
     runs = commands.add_parser("runs", help="the job's last runs in the hub: status, counts, message")
@@ -432,6 +446,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     deployer.add_argument(
         "--name", action="append", default=[], help="a deployment to deploy (repeat; default: all)"
     )
+    deployer.add_argument(
+        "--alert-block",
+        default=None,
+        help="TYPE/NAME of the notification block alerts go to (default: $DATAHUB_ALERT_BLOCK or "
+        "custom-webhook/datahub-alerts; without it no automation is made)",
+    )
+    deployer.add_argument(
+        "--quiet-after",
+        default="26h",
+        help="alert when an import job has no successful run within this span (default 26h; 90m, 15s)",
+    )
+    deployer.add_argument("--no-alerts", action="store_true", help="leave the automations as they are")
     _history_commands(commands)
     args = parser.parse_args(argv)
     if args.command in ("runs", "ledger", "rejects", "forget"):
@@ -457,9 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path=args.prefect_file,
         )
     if args.command == "deploy":
-        from deployments.deploy import deploy
-
-        return deploy(args.prefect_file, args.name)
+        return _deploy(args)
     if args.command in ("pause", "resume"):
         from deployments.operate import set_paused
 

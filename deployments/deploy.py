@@ -53,6 +53,8 @@ from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRu
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from deployments.alerts import MIN_QUIET_AFTER, AlertTarget, sync_alerts
+
 DEPLOYMENT_KEYS = frozenset(
     {
         "name",
@@ -609,8 +611,8 @@ def apply_schedules(client: SyncPrefectClient, deployment_id: UUID, plan: Schedu
         client.create_deployment_schedules(deployment_id, plan.create)
 
 
-def apply_all(specs: list[Spec]) -> None:
-    """Deploy every spec, printing one line each as it is done."""
+def apply_all(specs: list[Spec], alerts: AlertSettings | None = None) -> None:
+    """Deploy every spec, printing one line each as it is done, then their alerts (`deployments.alerts`)."""
     url = api_url()
     with get_client(sync_client=True) as client:
         check_server(client, url, specs)
@@ -624,6 +626,43 @@ def apply_all(specs: list[Spec]) -> None:
                     f"{spec.full_name}: lost the Prefect server at {url} ({type(exc).__name__}: {exc}); "
                     "check it is up and deploy again"
                 ) from exc
+        if alerts is not None:
+            targets = [alert_target(client, spec) for spec in specs if _imports(spec)]
+            for line in sync_alerts(client, targets, alerts.block, quiet_after=alerts.quiet_after):
+                print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where the deployments' alerts go and when a job counts as quiet (`deploy --alert-block --quiet-after`)."""
+
+    block: tuple[str, str]
+    quiet_after: timedelta
+
+    def __post_init__(self) -> None:
+        if self.quiet_after < MIN_QUIET_AFTER:
+            raise ValueError(f"--quiet-after {self.quiet_after} is shorter than Prefect's minimum of 10 s")
+
+
+def _imports(spec: Spec) -> bool:
+    # Import jobs (CSV, API) report a run status; a shell job's run is its command's exit code.
+    job = (spec.fields.get("parameters") or {}).get("job") or {}
+    return isinstance(job, dict) and "entity" in job
+
+
+def alert_target(client: SyncPrefectClient, spec: Spec) -> AlertTarget:
+    """The deployment as stored (its id owns the alerts) and the job it runs."""
+    stored = client.read_deployment_by_name(spec.full_name)
+    return AlertTarget(stored.id, spec.full_name, spec.fields["parameters"]["job"]["name"])
+
+
+def parse_span(text: str) -> timedelta:
+    """Return `26h`, `90m` or `15s` as a time span; raise ValueError, explained, for anything else."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"{text!r} is not a time span like 26h, 90m or 15s")
+    return timedelta(seconds=int(number) * units[unit])
 
 
 def _detail(exc: PrefectHTTPStatusError) -> str:
@@ -639,10 +678,10 @@ def _first_error(exc: ValidationError) -> str:
     return f"{location}: {error['msg']}" if location else str(error["msg"])
 
 
-def deploy(path: Path, names: Sequence[str] = ()) -> int:
-    """Deploy the prefect.yaml's deployments (or the named ones); return the exit code."""
+def deploy(path: Path, names: Sequence[str] = (), alerts: AlertSettings | None = None) -> int:
+    """Deploy the prefect.yaml's deployments (or the named ones) and their alerts; return the exit code."""
     try:
-        apply_all(plan_file(path, names))
+        apply_all(plan_file(path, names), alerts)
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

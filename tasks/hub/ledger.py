@@ -17,6 +17,8 @@ from tasks.errors import SourceUnavailableError
 from tasks.hub.schema import ensure_system_tables, ledger, runs
 
 LOADED_OUTCOMES = ("SUCCESS", "PARTIAL")
+MESSAGE_CHARS = 4000
+"""A run history row's message is cut there."""
 ABANDONED = (
     "The run never finished (its process was killed or lost the database); the files it committed are "
     "in the ledger, the others were left for the next run, which is"
@@ -139,8 +141,23 @@ def finish_run(engine: sa.Engine, *, run_id: str, status: str, totals: RunTotals
         conn.execute(
             runs.update()
             .where(runs.c.run_id == run_id)
-            .values(finished_at=datetime.now(UTC), status=status, message=message[:4000], **vars(totals))
+            .values(
+                finished_at=datetime.now(UTC), status=status, message=message[:MESSAGE_CHARS], **vars(totals)
+            )
         )
+
+
+def fails_as_last_run(engine: sa.Engine, job: str, *, before_run: str, message: str) -> bool:
+    """Return whether the job's latest finished run other than `before_run` FAILED with this message."""
+    query = (
+        sa.select(runs.c.status, runs.c.message)
+        .where(runs.c.job == job, runs.c.run_id != before_run, runs.c.finished_at.is_not(None))
+        .order_by(runs.c.started_at.desc())
+        .limit(1)
+    )
+    with engine.begin() as conn:
+        row = conn.execute(query).first()
+    return row is not None and (row.status, row.message or "") == ("FAILED", message[:MESSAGE_CHARS])
 
 
 def last_successful_start(engine: sa.Engine, job: str, *, before_run: str | None = None) -> datetime | None:

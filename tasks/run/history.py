@@ -20,7 +20,14 @@ from prefect.logging import get_run_logger
 
 from blocks.database import hub_database
 from tasks.errors import ImportJobError, JobBusyError
-from tasks.hub.ledger import RunTotals, finish_run, prepare_hub, running_run, start_run
+from tasks.hub.ledger import (
+    RunTotals,
+    fails_as_last_run,
+    finish_run,
+    prepare_hub,
+    running_run,
+    start_run,
+)
 from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
 from tasks.run.report import (
     STATUS_TAG_PREFIX,
@@ -105,13 +112,10 @@ def _record_busy(engine: sa.Engine, report: ImportReport, reason: str, kind: str
 
 def _finish(engine: sa.Engine, report: ImportReport) -> None:
     report.settle(datetime.now(UTC))
-    finish_run(
-        engine,
-        run_id=report.run_id,
-        status=report.status,
-        totals=run_totals(report),
-        message=run_summary(report),
-    )
+    message = run_summary(report)
+    if report.status == "FAILED":  # the same failure again (a bad file every 15 minutes) alerts once
+        report.repeat = fails_as_last_run(engine, report.job, before_run=report.run_id, message=message)
+    finish_run(engine, run_id=report.run_id, status=report.status, totals=run_totals(report), message=message)
 
 
 def _deployment_on_busy() -> OnBusy:
@@ -176,6 +180,7 @@ def emit_run_event(report: ImportReport) -> None:
             "prefect.resource.name": report.job,
             "datahub.entity": report.entity,
             "datahub.status": report.status,
+            "datahub.repeat": str(report.repeat).lower(),
         },
         payload={
             "job": report.job,

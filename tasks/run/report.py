@@ -83,6 +83,9 @@ class ImportReport(BaseModel):
     error: str = Field(default="", description="Why the run failed before or between files, if it did.")
     pages: int = 0
     retries: int = 0
+    repeat: bool = Field(
+        default=False, description="The run failed exactly as the job's previous run did (alerted once)."
+    )
 
     def total(self, name: Literal["rows_read", "inserted", "updated", "unchanged", "rejected"]) -> int:
         """Return the sum of one count over the files."""
