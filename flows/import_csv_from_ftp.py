@@ -44,6 +44,7 @@ from tasks.hub.lock import BusyPolicy
 from tasks.hub.mapping import CellFormats, field_problems
 from tasks.job_model import BlockRef, JobModel, import_blocks
 from tasks.run.history import conclude, recorded_run
+from tasks.run.progress import current_progress
 from tasks.run.report import (
     FileReport,
     ImportReport,
@@ -192,8 +193,12 @@ def _import_files(job: CsvImportJob, report: ImportReport, engine: sa.Engine) ->
     work = state_dir() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
-        for remote in _source_files(job, report):
+        files = _source_files(job, report)
+        progress = current_progress()
+        progress.plan_files(len(files))
+        for remote in files:
             outcome = _import_one(job, remote, Path(local_dir), report.run_id, engine)
+            progress.file_done()
             if outcome is None:
                 report.warnings.append(f"{remote.path} was gone when its turn came (moved by someone else?).")
             else:

@@ -61,6 +61,7 @@ from tasks.api.jsonpath import JsonValue, compile_jsonpath, find_first
 from tasks.api.paging import GetLinkPage, LinkWalk, Walk, content_records, walk_pages
 from tasks.api.spool import Spool, SpoolWriter, export_folder, export_spool
 from tasks.errors import BadFileError, SourceRejectedError, SourceUnavailableError
+from tasks.run import current_progress
 from tasks.ui_schema import FormModel
 
 
@@ -294,11 +295,13 @@ def page_call(
 
         walk = walk_pages(get_page, numbered, request.query)
     writer = SpoolWriter(_spool_path(work_dir, request.call), paging.content_path, paged=True)
+    progress = current_progress()
     first: JsonValue = None
     try:
         for page in walk:
             first = page.body if first is None else first
             writer.write(page.body, len(page.records), raw.pop(page.key, None))
+            progress.page(len(page.records), getattr(walk, "total_pages", None))
             if feed is not None and page.records:
                 feed.put(page.records)
     except BaseException:

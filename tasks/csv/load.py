@@ -17,7 +17,7 @@ from tasks.csv.reader import CsvFormat, iter_batches, open_csv
 from tasks.hub.entities import entity as entity_named
 from tasks.hub.load import LoadSettings, RunLogger, SourceFile, load_prepared
 from tasks.hub.mapping import MappingPlan, plan_mapping
-from tasks.run.report import FileReport, Reject
+from tasks.run import FileReport, Reject, current_progress
 
 
 def import_csv_file(
@@ -36,7 +36,10 @@ def import_csv_file(
         utf8, header = open_csv(source.local_path, csv, name=name)
         plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
         report.ignored_columns = list(plan.ignored_columns)
-        return plan, iter_batches(utf8, csv, header, name=name)
+        size, progress = utf8.stat().st_size, current_progress()
+        return plan, iter_batches(
+            utf8, csv, header, name=name, on_read=lambda done, rows: progress.read(done, size, rows)
+        )
 
     try:
         report, rejects = load_prepared(

@@ -20,7 +20,7 @@ import codecs
 import csv as stdlib_csv
 import io
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -355,8 +355,11 @@ def iter_batches(
     name: str,
     block_bytes: int = BLOCK_BYTES,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    on_read: Callable[[int, int], None] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Yield the file's records as text frames, each with its record number and starting line.
+
+    `on_read(bytes_read, records)` is told, after each frame, how far into the file the reading is.
 
     The file is read in blocks of about `block_bytes`, each cut after its last whole record and
     parsed on its own under the file's header line, so memory is bounded by the block, not by the
@@ -395,7 +398,10 @@ def iter_batches(
                 # A blank line (a trailing one, say) is no record: drop it, keeping everyone's line number.
                 kept = numbered.filter(~pl.all_horizontal(pl.col(c).is_null() for c in blank_columns))
                 del frame, numbered
-                yield from kept.iter_slices(fmt.batch_rows)
+                for batch in kept.iter_slices(fmt.batch_rows):
+                    yield batch
+                    if on_read is not None:
+                        on_read(source.tell(), batch.height)
         except _UnclosedQuoteError:
             # Every record before `line` has been read: the quote was opened in the one starting there.
             raise BadFileError(

@@ -29,6 +29,7 @@ from tasks.hub.ledger import (
     start_run,
 )
 from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
+from tasks.run.progress import prefect_progress, run_progress
 from tasks.run.report import (
     STATUS_TAG_PREFIX,
     ImportReport,
@@ -39,6 +40,7 @@ from tasks.run.report import (
     render_text,
     run_summary,
     run_title,
+    state_message,
     status_tag,
 )
 
@@ -81,7 +83,10 @@ def recorded_run(
                 logger=get_run_logger(),
             ):
                 report.started_at = start_run(engine, run_id=run_id, job=job, kind=kind, flow_run_id=run_id)
-                _run_work(work, report, engine)
+                publish = prefect_progress(job) if runtime.flow_run.id else None
+                with run_progress(publish) as progress:
+                    _run_work(work, report, engine)
+                progress.finish(state_message(report))
         except JobBusyError as exc:
             get_run_logger().warning("%s", exc)
             _record_busy(engine, report, str(exc), kind)

@@ -351,7 +351,7 @@ def publish_artifacts(report: ImportReport) -> None:
     """Publish the summary and the first rejects as artifacts of the current Prefect run."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-    key = _artifact_key(report.job)
+    key = artifact_key(report.job)
     create_markdown_artifact(
         key=f"{key}-summary", markdown=render_markdown(report), description="Import summary"
     )
@@ -364,7 +364,8 @@ def publish_artifacts(report: ImportReport) -> None:
         )
 
 
-def _artifact_key(job: str) -> str:
+def artifact_key(job: str) -> str:
+    """Return the job's name as an artifact key (lowercase letters, digits and dashes)."""
     cleaned = "".join(ch if ch.isalnum() else "-" for ch in job.lower()).strip("-")
     return "-".join(part for part in cleaned.split("-") if part) or "import"
 

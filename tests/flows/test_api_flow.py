@@ -174,6 +174,13 @@ def test_seed_paging_example_loads_2399_products(
     assert API_KEY not in seen
     assert API_KEY not in captured_logs.text
     assert "list-products" in captured_logs.text  # the logs were captured
+    # (f) one progress artifact: pages of the API's totalPages, at 100 % once done.
+    progress = json.loads(_artifact_text(f"{key}-progress"))[0]
+    assert (progress["type"], progress["data"]) == ("progress", 100.0)
+    assert progress["description"].startswith(
+        f"SUCCESS: {PRODUCTS:,} pages, rows read {PRODUCTS:,}, inserted {PRODUCTS:,}, updated 0, unchanged 0, "
+        f"rejected 0. page {PRODUCTS:,} of {PRODUCTS:,}, {PRODUCTS:,} rows, "
+    )
 
 
 def _offers_server(httpserver: HTTPServer, csv_text: str) -> dict[str, int]:

@@ -170,6 +170,17 @@ def test_partial_run_is_completed_with_rejects_and_publishes_artifacts(
     assert "PARTIAL" in str(summary.data)
     assert rejects is not None
     assert "F-E-012" in str(rejects.data)
+    assert '"file": "in/c.csv"' in str(rejects.data)
+    progress = _artifact(f"{key}-progress")
+    assert (progress.type, progress.data) == ("progress", 100.0)
+    assert progress.description.startswith(
+        "PARTIAL: 1 file, rows read 2, inserted 1, updated 0, unchanged 0, rejected 1. file 1 of 1, 2 rows, "
+    )
+    assert progress.description.endswith(" rows/s")
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(state.state_details.flow_run_id)
+    assert flow_run.name == f"PARTIAL · 1 of 2 rejected · {job.name}"
+    assert "datahub:partial" in flow_run.tags
 
 
 def test_threshold_exceeded_loads_nothing_and_moves_the_file_to_failed(
