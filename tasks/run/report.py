@@ -203,22 +203,27 @@ def render_markdown(report: ImportReport) -> str:
     ]
     if report.files:
         lines += [
-            "| # | file | status | read | ins | upd | same | rej | dup | moved to |",
-            "|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
+            "| # | file | status | read | ins | upd | same | rej | dup |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {number} | `{_cell(f.path)}` | {f.status} | {f.rows_read} | {f.inserted} | {f.updated} "
-            f"| {f.unchanged} | {f.rejected} | {f.duplicates} | {_cell(f.moved_to or '')} |"
+            f"| {f.unchanged} | {f.rejected} | {f.duplicates} |"
             for number, f in enumerate(report.files, 1)
         ]
-        notes = [(number, f) for number, f in enumerate(report.files, 1) if f.message or f.rejects_file]
+        notes = [(n, f) for n, f in enumerate(report.files, 1) if f.message or f.moved_to or f.rejects_file]
         if notes:
             lines += ["", "Notes:", ""]
         for number, f in notes:
             note = f": {_inline(f.message)}" if f.message else ""
             lines.append(f"- **{number}** `{_cell(f.path)}`{note}")
+            if f.moved_to:
+                lines.append(f"  - moved to `{_cell(f.moved_to)}`")
             if f.rejects_file:
-                lines.append(f"  - all {f.rejected:,} rejects: `{f.rejects_file}`")
+                lines.append(
+                    f"  - {f.rejected:,} rejected: `python -m deployments rejects {report.run_id}`; "
+                    f"on the worker: `{_cell(f.rejects_file)}`"
+                )
     if report.error:
         lines.append(f"- error: {_inline(report.error)}")
     for warning in report.warnings:
@@ -353,7 +358,7 @@ def publish_artifacts(report: ImportReport) -> None:
 
     key = artifact_key(report.job)
     create_markdown_artifact(
-        key=f"{key}-summary", markdown=render_markdown(report), description="Import summary"
+        key=f"{key}-summary", markdown=render_markdown(report), description=state_message(report)
     )
     if report.rejects:
         create_table_artifact(

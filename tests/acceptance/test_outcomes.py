@@ -5,7 +5,8 @@ worker: a drop with one bad row (PARTIAL), then nothing new (SKIPPED), then a fi
 is missing (FAILED). The deployment's page, in the v1 and the v2 UI with their default filter ("All
 except scheduled"), must list all three runs, each with Prefect's own state badge, the status tag
 and the run's name saying the status and the counts or the reason. Screenshots of each list go to tmp_path; with
-`DATAHUB_UI_SCREENSHOTS=docs` also to docs/ui-runs-list-v1.png and -v2.png.
+`DATAHUB_UI_SCREENSHOTS=docs` also to docs/: ui-runs-list-v1.png and -v2.png, and the PARTIAL
+run's page, its artifacts, its progress artifact and its summary (v1).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from playwright.sync_api import expect
+from playwright.sync_api import FloatRect, Page, expect
 
 from tests.acceptance.conftest import ROOT, Stack, prefect_yaml
 from tests.acceptance.ui import ACTION_MS, Version, chromium_page, run_row
@@ -73,7 +74,7 @@ def test_every_outcome_is_listed_with_its_counts_or_reason(stack: Stack, tmp_pat
     (inbound / "products-b.csv").write_text("Product Id;Product Names\nP-1;Chair\n", encoding="utf-8")
     failed = run_once(stack, deployment_id)
 
-    expected = {
+    expected: dict[str, tuple[str, str, str | re.Pattern[str]]] = {
         partial: ("Completed", "datahub:partial", f"PARTIAL · 1 of 12 rejected · {JOB}"),
         skipped: ("Completed", "datahub:skipped", f"SKIPPED · nothing new to import · {JOB}"),
         failed: (
@@ -97,7 +98,28 @@ def test_every_outcome_is_listed_with_its_counts_or_reason(stack: Stack, tmp_pat
                 expect(row.get_by_text(badge, exact=True).first, f"{version}: {shown}").to_be_visible()
                 # The run's name: the job, its status and its counts or reason.
                 expect(row.get_by_role("link", name=outcome), f"{version}: {shown}").to_be_visible()
-            top = {"x": 0, "y": 0, "width": 1400, "height": 700}  # the list, not the empty page below
-            page.screenshot(path=str(tmp_path / f"runs-list-{version}.png"), clip=top)
-            if os.environ.get("DATAHUB_UI_SCREENSHOTS") == "docs":
-                page.screenshot(path=str(DOCS / f"ui-runs-list-{version}.png"), clip=top)
+            shoot(page, tmp_path, f"runs-list-{version}")
+        # The PARTIAL run's page: its artifacts, the summary leading with the outcome, the progress at 100 %.
+        page.goto(f"{stack.ui_url}/runs/flow-run/{partial}")
+        expect(page.get_by_text(f"PARTIAL · 1 of 12 rejected · {JOB}").first).to_be_visible(timeout=ACTION_MS)
+        shoot(page, tmp_path, "run-page")
+        page.get_by_text("Artifacts", exact=True).first.click()
+        expect(page.get_by_text(f"{JOB}-summary").first).to_be_visible(timeout=ACTION_MS)
+        expect(page.get_by_text(f"{JOB}-progress").first).to_be_visible()
+        shoot(page, tmp_path, "run-artifacts", top=520)
+        expect(page.get_by_text("PARTIAL: 1 file, rows read 12").first).to_be_visible(timeout=ACTION_MS)
+        page.get_by_text(f"{JOB}-summary").first.click()  # the run's own summary, rendered
+        expect(page.get_by_text("Notes:", exact=True).first).to_be_visible(timeout=ACTION_MS)
+        shoot(page, tmp_path, "summary-artifact")
+        # A key's page: its latest version (the FAILED run's), then every run's outcome, at a glance.
+        page.goto(f"{stack.ui_url}/artifacts/key/{JOB}-progress")
+        expect(page.get_by_text(f"PARTIAL · 1 of 12 rejected · {JOB}").first).to_be_visible(timeout=ACTION_MS)
+        shoot(page, tmp_path, "progress-artifact")
+
+
+def shoot(page: Page, tmp_path: Path, name: str, top: float = 0) -> None:
+    """Save 800 px of the page from `top` to tmp_path, and to docs/ui-NAME.png with DATAHUB_UI_SCREENSHOTS=docs."""
+    clip: FloatRect = {"x": 0, "y": top, "width": 1400, "height": 800}  # not the empty page below
+    page.screenshot(path=str(tmp_path / f"{name}.png"), clip=clip)
+    if os.environ.get("DATAHUB_UI_SCREENSHOTS") == "docs":
+        page.screenshot(path=str(DOCS / f"ui-{name}.png"), clip=clip)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.run import FileReport, ImportReport, RejectSink, outcome_line, render_text
+from tasks.run import FileReport, ImportReport, RejectSink, outcome_line, render_markdown, render_text
 from tasks.run.report import final_state, outcome_words, run_title, status_tag
 
 
@@ -108,4 +108,28 @@ def test_the_report_lists_rejects_in_record_order_and_says_blank(tmp_path: Path)
         "    reject record 2 (line 3) Product Names=(blank): F-E-001 m",
         "    reject record 7 (line 8) Price='x': F-E-001 m",
         "    reject record 9 (line 10) Name=(blank): F-E-001 m",
+    ]
+
+
+def test_the_summary_artifact_leads_with_the_reason_and_keeps_long_notes_whole() -> None:
+    long_reason = "the column `Price` holds " + "x" * 600 + " | and more"
+    report = _report(status="FAILED")
+    report.files += [
+        FileReport(path="in/a.csv", status="PARTIAL", rows_read=3, inserted=2, rejected=1,
+                   moved_to="out/a.csv", rejects_file="/w/rejects/a.csv"),
+        FileReport(path="in/b.csv", status="FAILED", message=long_reason),
+    ]  # fmt: skip
+    markdown = render_markdown(report)
+    lines = markdown.splitlines()
+    assert lines[0] == "# erp-products: FAILED"
+    assert lines[2].startswith("**Why it failed:** in/b.csv: the column \\`Price\\` holds xxx")
+    assert lines[2].endswith("xxx \\| and more")  # whole, escaped: a note is never clipped
+    assert lines[4].startswith("2 files, rows read 3, inserted 2, updated 0, unchanged 0, rejected 1. Entity")
+    assert "| 1 | `in/a.csv` | PARTIAL | 3 | 2 | 0 | 0 | 1 | 0 |" in lines
+    notes = lines[lines.index("Notes:") + 2 :]
+    assert notes == [
+        "- **1** `in/a.csv`",
+        "  - moved to `out/a.csv`",
+        "  - 1 rejected: `python -m deployments rejects r1`; on the worker: `/w/rejects/a.csv`",
+        f"- **2** `in/b.csv`: {lines[2].removeprefix('**Why it failed:** in/b.csv: ')}",
     ]
