@@ -459,7 +459,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     deployer.add_argument("--no-alerts", action="store_true", help="leave the automations as they are")
     _history_commands(commands)
+    commands.add_parser("entities", help="print docs/entities.md: every entity's fields and standard headers")
     args = parser.parse_args(argv)
+    if args.command == "entities":
+        from tasks.hub import catalogue_markdown
+
+        print(catalogue_markdown(), end="")
+        return 0
     if args.command in ("runs", "ledger", "rejects", "forget"):
         return _history(args)
     if args.command == "schedule":

@@ -37,7 +37,7 @@ from tasks.errors import ImportJobError
 from tasks.files.session import open_session
 from tasks.hub.contract import LINE, RECORD
 from tasks.hub.entities import entity
-from tasks.hub.mapping import CellFormats, MappingPlan, plan_mapping, validate_batch
+from tasks.hub.mapping import CellFormats, MappingPlan, near_misses, plan_mapping, validate_batch
 
 DEFAULT_ROWS = 10
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -293,7 +293,11 @@ def render(preview: Preview) -> str:
         if plan.custom_columns:
             lines.append(f"Custom fields: {', '.join(plan.custom_columns)}")
         if plan.ignored_columns:
-            lines.append(f"Ignored columns (not mapped): {', '.join(plan.ignored_columns)}")
+            hints = near_misses(plan)
+            ignored = ", ".join(
+                f"{c} (did you mean {hints[c]}?)" if c in hints else c for c in plan.ignored_columns
+            )
+            lines.append(f"Ignored columns (not mapped): {ignored}")
         shown = preview.records.height
         lines.append(f"\nFirst {shown} record(s): {shown - preview.rejected} ok, {preview.rejected} rejected")
         lines.append(_table(preview.records.rename({RECORD: "record", LINE: "line", "_result": "result"})))

@@ -16,7 +16,7 @@ from prefect.logging import get_run_logger
 from tasks.csv.reader import CsvFormat, iter_batches, open_csv
 from tasks.hub.entities import entity as entity_named
 from tasks.hub.load import LoadSettings, RunLogger, SourceFile, load_prepared
-from tasks.hub.mapping import MappingPlan, plan_mapping
+from tasks.hub.mapping import MappingPlan, near_misses, plan_mapping
 from tasks.run import FileReport, Reject, current_progress
 
 
@@ -35,7 +35,7 @@ def import_csv_file(
     def prepare(report: FileReport) -> tuple[MappingPlan, Iterable[pl.DataFrame]]:
         utf8, header = open_csv(source.local_path, csv, name=name)
         plan = plan_mapping(entity_named(settings.entity), settings.mapping, header.columns, name=name)
-        report.ignored_columns = list(plan.ignored_columns)
+        report.ignored_columns, report.near_misses = list(plan.ignored_columns), near_misses(plan)
         size, progress = utf8.stat().st_size, current_progress()
         return plan, iter_batches(
             utf8, csv, header, name=name, on_read=lambda done, rows: progress.read(done, size, rows)

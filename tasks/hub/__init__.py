@@ -38,6 +38,7 @@ from tasks.hub.entities import (
     Entity,
     EntityName,
     TableSpec,
+    catalogue_markdown,
     entity,
 )
 from tasks.hub.ledger import (
@@ -74,6 +75,7 @@ from tasks.hub.mapping import (
     CellFormats,
     MappingPlan,
     field_problems,
+    near_misses,
     plan_mapping,
     validate_batch,
 )
@@ -112,6 +114,7 @@ __all__ = [
     "RunTotals",
     "SourceFile",
     "TableSpec",
+    "catalogue_markdown",
     "entity",
     "fails_as_last_run",
     "field_problems",
@@ -126,6 +129,7 @@ __all__ = [
     "last_successful_start",
     "ledger_rows",
     "load_prepared",
+    "near_misses",
     "plan_mapping",
     "prepare_hub",
     "recent_runs",

@@ -447,3 +447,45 @@ CUSTOM_FIELDS_COLUMN = "customFields"
 def entity(name: str) -> Entity:
     """Return the catalogue entry of entity `name`."""
     return ENTITIES[name]
+
+
+def catalogue_markdown() -> str:
+    """Return docs/entities.md: every entity's tables and fields, as a CSV file's author needs them.
+
+    `python -m deployments entities > docs/entities.md` writes it; a test keeps the file in sync.
+    """
+    lines = [
+        "# Entities and their CSV columns",
+        "",
+        "Generated from the entity catalogue (`tasks/hub/entities.py`) by",
+        "`./dev python -m deployments entities > docs/entities.md`; a test fails when it is out of date.",
+        "",
+        "A CSV file whose header uses the **standard headers** below needs no `mapping` (matched exactly;",
+        'a column that matches no field is ignored, and named in the run\'s report, with "did you mean"',
+        "for a near miss). **Required** fields must be present and non-blank when a key is new (creation);",
+        "an update may carry the key and any other fields. Custom fields: `CF_<id>` columns, where said.",
+        "",
+    ]
+    for name, item in ENTITIES.items():
+        lines += [f"## {item.title} (`{name}`)", ""]
+        if item.notes:
+            lines += [item.notes, ""]
+        if item.custom_fields:
+            lines += ["Custom fields: `CF_<id>` columns go to the JSON column `customFields`.", ""]
+        for table in item.tables:
+            parent = (
+                f", linked to its parent row by {', '.join(table.parent_key)}" if table.parent_key else ""
+            )
+            lines += [
+                f"Table `{table.name}`, key {', '.join(f'`{k}`' for k in table.key)}{parent}:",
+                "",
+                "| field | standard header | type | required | allowed values | max length |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| `{spec.name}` | {spec.csv_header} | {spec.type} | {'yes' if spec.required else ''} "
+                f"| {', '.join(spec.enum)} | {spec.max_length or ''} |"
+                for spec in table.fields
+            ]
+            lines.append("")
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ misaligned, so no other rule is checked on it. Valid values leave here as canoni
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -158,6 +159,22 @@ def plan_mapping(
     custom = tuple(c for c in header if c.startswith(CUSTOM_FIELD_PREFIX) and entity.custom_fields)
     used = {mapped.column for mapped in fields} | set(custom)
     return MappingPlan(entity, fields, custom, tables, tuple(c for c in header if c not in used))
+
+
+def near_misses(plan: MappingPlan) -> dict[str, str]:
+    """Return, for each ignored column that nearly is a standard header of an unmapped field, that header.
+
+    `Product Name` beside an unmapped `Product Names` is a typo, not a column to drop silently.
+    """
+    mapped = {mapped.spec.name for mapped in plan.fields}
+    unused = [header for header, field in plan.entity.standard_mapping().items() if field not in mapped]
+    by_folded = {header.casefold(): header for header in unused}
+    hints = {}
+    for column in plan.ignored_columns:
+        near = difflib.get_close_matches(column.casefold(), list(by_folded), n=1, cutoff=0.8)
+        if near:
+            hints[column] = by_folded[near[0]]
+    return hints
 
 
 def _tables_to_load(entity: Entity, targets: set[str], name: str) -> tuple[TableSpec, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -60,7 +60,10 @@ class FileReport(BaseModel):
     rejected: int = 0
     duplicates: int = 0
     tables: dict[str, TableResult] = Field(default_factory=dict)
-    ignored_columns: list[str] = Field(default_factory=list)
+    ignored_columns: list[str] = Field(default_factory=list, description="Columns no field is mapped from.")
+    near_misses: dict[str, str] = Field(
+        default_factory=dict, description="Ignored columns that nearly are a standard header: that header."
+    )
     moved_to: str | None = None
     rejects_file: str | None = None
     seconds: float = 0.0
@@ -211,12 +214,20 @@ def render_markdown(report: ImportReport) -> str:
             f"| {f.unchanged} | {f.rejected} | {f.duplicates} |"
             for number, f in enumerate(report.files, 1)
         ]
-        notes = [(n, f) for n, f in enumerate(report.files, 1) if f.message or f.moved_to or f.rejects_file]
+        notes = [
+            (n, f)
+            for n, f in enumerate(report.files, 1)
+            if f.message or f.moved_to or f.rejects_file or f.ignored_columns
+        ]
         if notes:
             lines += ["", "Notes:", ""]
         for number, f in notes:
             note = f": {_inline(f.message)}" if f.message else ""
             lines.append(f"- **{number}** `{_cell(f.path)}`{note}")
+            if f.ignored_columns:
+                lines.append(
+                    f"  - ignored columns: {_inline(ignored_text(f.ignored_columns, f.near_misses))}"
+                )
             if f.moved_to:
                 lines.append(f"  - moved to `{_cell(f.moved_to)}`")
             if f.rejects_file:
@@ -229,6 +240,14 @@ def render_markdown(report: ImportReport) -> str:
     for warning in report.warnings:
         lines.append(f"- warning: {_inline(warning)}")
     return "\n".join(lines) + "\n"
+
+
+def ignored_text(columns: Sequence[str], near_misses: Mapping[str, str]) -> str:
+    """Return ignored columns in a line, each near miss of a standard header with "did you mean"."""
+    return ", ".join(
+        f"{column} (did you mean {near_misses[column]}?)" if column in near_misses else column
+        for column in columns
+    )
 
 
 def outcome_line(report: ImportReport) -> str:
@@ -330,6 +349,8 @@ def render_text(report: ImportReport) -> str:
         )
         if f.message:
             out.append(f"      {f.message}")
+        if f.ignored_columns:
+            out.append(f"      ignored columns: {ignored_text(f.ignored_columns, f.near_misses)}")
         if f.rejects_file:
             out.append(f"      rejects: {f.rejects_file}")
     for reject in report.rejects[:10]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tasks.hub import catalogue_markdown
 from tasks.hub.entities import CUSTOM_FIELD_PREFIX, ENTITIES, Entity, EntityName, TableSpec, entity
 
 ALL = [pytest.param(catalogue, id=name) for name, catalogue in ENTITIES.items()]
@@ -111,3 +114,11 @@ def test_products_and_offers_layouts() -> None:
     assert products.root.field("productNames").required
     assert offers.root.field("stockNumber").type == "integer"
     assert offers.tables[1].field("pricePerItem").type == "decimal"
+
+
+def test_docs_entities_md_is_the_catalogue_as_generated() -> None:
+    written = (Path(__file__).resolve().parents[2] / "docs" / "entities.md").read_text(encoding="utf-8")
+    assert written == catalogue_markdown(), (
+        "docs/entities.md is out of date: ./dev python -m deployments entities > docs/entities.md"
+    )
+    assert "| `productNames` | Product Names | text | yes |  | 255 |" in written

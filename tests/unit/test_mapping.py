@@ -17,9 +17,11 @@ from tasks.hub.mapping import (
     CellFormats,
     MappingPlan,
     field_problems,
+    near_misses,
     plan_mapping,
     validate_batch,
 )
+from tasks.run import ignored_text
 
 DEFAULT = CellFormats()
 
@@ -583,3 +585,21 @@ def test_every_row_is_either_valid_or_rejected(column: str, cells: list[str | No
     ):
         if cell is None or not cell.strip(WHITE_SPACE):
             assert not rejected  # blank optional cells load as null
+
+
+def test_an_ignored_column_that_nearly_is_a_standard_header_is_named_with_it() -> None:
+    header = ["Product External Id", "Product Name", "product brand", "Colour", "Variant External Id"]
+    plan = plan_mapping(entity("products"), None, header, name="in/a.csv")
+    assert plan.ignored_columns == ("Product Name", "product brand", "Colour")
+    # Case aside, "product brand" is the standard header of productBrand: not mapped, so a near miss too.
+    assert near_misses(plan) == {"Product Name": "Product Names", "product brand": "Product Brand"}
+    assert ignored_text(plan.ignored_columns, near_misses(plan)) == (
+        "Product Name (did you mean Product Names?), product brand (did you mean Product Brand?), Colour"
+    )
+
+
+def test_a_mapped_fields_header_is_no_near_miss() -> None:
+    plan = plan_mapping(
+        entity("products"), None, ["Product External Id", "Product Names", "Product Namez"], name="in/a.csv"
+    )
+    assert near_misses(plan) == {}  # productNames is mapped already: the extra column is just ignored

@@ -116,9 +116,11 @@ def test_the_summary_artifact_leads_with_the_reason_and_keeps_long_notes_whole()
     report = _report(status="FAILED")
     report.files += [
         FileReport(path="in/a.csv", status="PARTIAL", rows_read=3, inserted=2, rejected=1,
-                   moved_to="out/a.csv", rejects_file="/w/rejects/a.csv"),
+                   moved_to="out/a.csv", rejects_file="/w/rejects/a.csv", ignored_columns=["Product Name", "x"],
+                   near_misses={"Product Name": "Product Names"}),
         FileReport(path="in/b.csv", status="FAILED", message=long_reason),
     ]  # fmt: skip
+    assert "      ignored columns: Product Name (did you mean Product Names?), x" in render_text(report)
     markdown = render_markdown(report)
     lines = markdown.splitlines()
     assert lines[0] == "# erp-products: FAILED"
@@ -129,6 +131,7 @@ def test_the_summary_artifact_leads_with_the_reason_and_keeps_long_notes_whole()
     notes = lines[lines.index("Notes:") + 2 :]
     assert notes == [
         "- **1** `in/a.csv`",
+        "  - ignored columns: Product Name (did you mean Product Names?), x",
         "  - moved to `out/a.csv`",
         "  - 1 rejected: `python -m deployments rejects r1`; on the worker: `/w/rejects/a.csv`",
         f"- **2** `in/b.csv`: {lines[2].removeprefix('**Why it failed:** in/b.csv: ')}",
