@@ -29,6 +29,7 @@ from tasks.hub.ledger import (
     start_run,
 )
 from tasks.hub.lock import BusyPolicy, OnBusy, job_lock
+from tasks.run.logs import quiet_expected_failures
 from tasks.run.progress import prefect_progress, run_progress
 from tasks.run.report import (
     STATUS_TAG_PREFIX,
@@ -60,6 +61,7 @@ def recorded_run(
     any server or machine, waits or is skipped as `busy` says. A run is never left RUNNING in the
     history; a job's own errors become the report's error (the run is FAILED), anything else is re-raised.
     """
+    quiet_expected_failures()
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     database = hub_database(target)
     engine = database.engine()

@@ -323,6 +323,13 @@ def test_refused_call_fails_the_run_without_showing_the_api_key(
     assert API_KEY not in shown
     assert API_KEY not in captured_logs.text
     assert rows(postgres_url, f"SELECT status FROM datahub_runs WHERE job = '{job.name}'") == [("FAILED",)]
+    # An expected failure is one line in the run's log: what was refused, no Python traceback.
+    failed = [
+        r for r in captured_logs.records if "Task run failed with exception: SourceRejectedError" in r.message
+    ]
+    assert failed, captured_logs.text
+    assert all(record.exc_info is None for record in failed)
+    assert "Traceback (most recent call last)" not in captured_logs.text
 
 
 def test_polling_that_never_matches_fails_with_the_last_value_seen(
