@@ -27,7 +27,7 @@ from demo.api_server import local_api_server
 from demo.ftp_server import local_ftp_server
 from flows.import_csv_from_ftp import CsvImportJob, import_csv_from_ftp
 from flows.import_json_from_api import ApiImportJob, import_json_from_api
-from tasks.run.report import ImportReport, run_job
+from tasks.run.report import ImportReport, counts_text, run_job
 
 DATA = Path(__file__).parent / "data"
 DEMO_PASSWORD = "demo-only-password"  # a throwaway server on 127.0.0.1, gone when the demo ends
@@ -107,11 +107,7 @@ def main() -> int:
     _print_tables(database_file)
     print("\nRuns (the full reports are in the flow logs above):")
     for report in reports:
-        print(
-            f"  {report.job:18} {report.status:8} files {len(report.files)}, read {report.total('rows_read')}, "
-            f"inserted {report.total('inserted')}, updated {report.total('updated')}, "
-            f"unchanged {report.total('unchanged')}, rejected {report.total('rejected')}"
-        )
+        print(f"  {report.job:18} {report.status:8} {counts_text(report)}")
     statuses = [report.status for report in reports]
     expected = ["PARTIAL", "PARTIAL", "SKIPPED", "PARTIAL"]
     print(f"\nRun statuses: {statuses} (expected {expected})")
