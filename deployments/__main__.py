@@ -38,7 +38,6 @@ from prefect.exceptions import ObjectNotFound
 from pydantic import ValidationError
 
 from deployments.manifest import PREFECT_YAML, Deployment, load_deployments
-from deployments.schedules import ScheduleDict, cron_warnings, next_runs, parse_preset, schedule_problems
 from tasks.job_model import PLACEHOLDER_ERROR, BlockRef, placeholder_hits
 
 COLLISION_STRATEGIES = ("ENQUEUE", "CANCEL_NEW")
@@ -63,6 +62,8 @@ class Finding:
 
 def show_schedule(preset: str) -> int:
     """Print the YAML schedule of a preset, its cron traps and its next 5 runs; return the exit code."""
+    from deployments.schedules import cron_warnings, next_runs, parse_preset
+
     try:
         schedule = parse_preset(preset)
     except ValueError as exc:
@@ -203,6 +204,8 @@ def _loc(location: tuple[int | str, ...]) -> str:
 
 
 def _schedule_findings(deployment: Deployment) -> list[Finding]:
+    from deployments.schedules import cron_warnings, schedule_problems
+
     if not deployment.schedules:
         return [Finding(deployment.name, "schedule", "warn", "no schedule: it runs only when triggered")]
     findings = []
@@ -217,7 +220,9 @@ def _schedule_findings(deployment: Deployment) -> list[Finding]:
     return findings
 
 
-def _describe(schedule: ScheduleDict) -> str:
+def _describe(schedule: dict[str, Any]) -> str:
+    from deployments.schedules import next_runs
+
     kind = next(key for key in ("cron", "rrule", "interval") if key in schedule)
     first = next_runs(schedule, n=1)
     when = f", next {first[0].isoformat()}" if first else ", no future run"
