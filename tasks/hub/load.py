@@ -28,7 +28,7 @@ from tasks.hub.mapping import CellFormats, MappingPlan, validate_batch
 from tasks.hub.rejects import REJECTS_KEPT_PER_FILE, record_rejects
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging, open_staging
-from tasks.run.report import FileReport, Reject, RejectSink, TableResult
+from tasks.run.report import FileReport, Reject, RejectSink, RepeatedKey, TableResult
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
@@ -248,6 +248,10 @@ class _Load:
             try:
                 self._stage(report, sink, batches, staging)
                 report.duplicates = staging.sent_rows - staging.staged_count(plan.row_table)
+                report.duplicate_keys = [
+                    RepeatedKey(key="/".join(map(str, key)), records=records)
+                    for key, records in staging.repeated_keys
+                ]
                 db_rejects = staging.reject_incomplete_new_keys()
                 sink.add(db_rejects)
                 report.rejected += db_rejects["record"].n_unique()

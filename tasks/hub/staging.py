@@ -46,6 +46,9 @@ class StagingResult:
     tables: dict[str, TableCounts] = field(default_factory=dict)
 
 
+REPEATED_KEYS_SHOWN = 5
+
+
 class Staging:
     """Temporary tables of one file load, on one connection inside one transaction.
 
@@ -63,6 +66,8 @@ class Staging:
         self.plan = plan
         self.dialect = conn.dialect.name
         self.sent_rows = 0
+        # The first keys a batch repeats, with their records: the report names them (the last one wins).
+        self.repeated_keys: list[tuple[tuple[Any, ...], list[int]]] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staging")
         self._pending: Future[None] | None = None
         # Row hashes of the keys staged so far, per table (PostgreSQL: see `PostgresStaging._write`).
@@ -113,8 +118,25 @@ class Staging:
         """Add a batch of valid rows to every table's staging, collapsing rows that share a key."""
         self.sent_rows += rows.height
         collapsed = [(table, self._collapse(table, rows)) for table in self.plan.tables]
+        if collapsed[-1][1].height < rows.height:  # the row table collapsed some: a key repeats
+            self._note_repeated_keys(rows)
         self.flush()
         self._pending = self._writer.submit(self._stage_tables, collapsed)
+
+    def _note_repeated_keys(self, rows: pl.DataFrame) -> None:
+        room = REPEATED_KEYS_SHOWN - len(self.repeated_keys)
+        key = list(self.plan.row_table.key)
+        if room <= 0:
+            return
+        repeated = (
+            rows.filter(pl.struct(key).is_duplicated())
+            .group_by(key, maintain_order=True)
+            .agg(pl.col(RECORD))
+            .head(room)
+        )
+        self.repeated_keys += [
+            (tuple(row[k] for k in key), list(row[RECORD])) for row in repeated.iter_rows(named=True)
+        ]
 
     def flush(self) -> None:
         """Wait until the batch being written is in staging; raise its error if it failed."""

@@ -37,6 +37,13 @@ class Reject(BaseModel):
     message: str = Field(description="What is wrong and what is expected.")
 
 
+class RepeatedKey(BaseModel):
+    """A key a file holds more than once: its records, the last of which is kept."""
+
+    key: str = Field(description="The key's value (parts joined by `/`).")
+    records: list[int] = Field(description="The records that hold it, in file order; the last one is kept.")
+
+
 class TableResult(BaseModel):
     """Rows a file changed in one table."""
 
@@ -59,6 +66,9 @@ class FileReport(BaseModel):
     unchanged: int = 0
     rejected: int = 0
     duplicates: int = 0
+    duplicate_keys: list[RepeatedKey] = Field(
+        default_factory=list, description="The first keys the file repeats (their records; the last is kept)."
+    )
     tables: dict[str, TableResult] = Field(default_factory=dict)
     ignored_columns: list[str] = Field(default_factory=list, description="Columns no field is mapped from.")
     near_misses: dict[str, str] = Field(
@@ -217,7 +227,7 @@ def render_markdown(report: ImportReport) -> str:
         notes = [
             (n, f)
             for n, f in enumerate(report.files, 1)
-            if f.message or f.moved_to or f.rejects_file or f.ignored_columns
+            if f.message or f.moved_to or f.rejects_file or f.ignored_columns or f.duplicates
         ]
         if notes:
             lines += ["", "Notes:", ""]
@@ -248,6 +258,22 @@ def ignored_text(columns: Sequence[str], near_misses: Mapping[str, str]) -> str:
         f"{column} (did you mean {near_misses[column]}?)" if column in near_misses else column
         for column in columns
     )
+
+
+def duplicates_text(report: FileReport) -> str:
+    """Return the first keys a file repeats, with their records and the one kept, and how many more."""
+    parts = [
+        f"{k.key} (records {', '.join(map(str, k.records))}; record {k.records[-1]} kept)"
+        for k in report.duplicate_keys
+    ]
+    more = report.duplicates - sum(len(k.records) - 1 for k in report.duplicate_keys)
+    if more > 0:
+        parts.append(
+            f"{more:,} more repeated row(s)"
+            if parts
+            else f"{more:,} repeated row(s), the last of each key kept"
+        )
+    return "; ".join(parts)
 
 
 def outcome_line(report: ImportReport) -> str:
@@ -351,6 +377,8 @@ def render_text(report: ImportReport) -> str:
             out.append(f"      {f.message}")
         if f.ignored_columns:
             out.append(f"      ignored columns: {ignored_text(f.ignored_columns, f.near_misses)}")
+        if f.duplicates:
+            out.append(f"      repeated keys: {duplicates_text(f)}")
         if f.rejects_file:
             out.append(f"      rejects: {f.rejects_file}")
     for reject in report.rejects[:10]:

@@ -23,7 +23,7 @@ from tasks.hub.load import LoadSettings, SourceFile
 from tasks.hub.mapping import CellFormats
 from tasks.hub.rejects import REJECTS_KEPT_PER_FILE
 from tasks.hub.schema import ledger
-from tasks.run.report import REJECT_SAMPLE, FileReport, Reject
+from tasks.run.report import REJECT_SAMPLE, FileReport, Reject, duplicates_text
 
 JOB = "test-job"
 
@@ -342,6 +342,7 @@ def test_duplicate_keys_in_one_file_last_row_wins(hub: Hub) -> None:
     )
 
     assert (report.rows_read, report.inserted, report.duplicates) == (3, 2, 1)
+    assert duplicates_text(report) == "S1 (records 1, 3; record 3 kept)"
     assert hub.rows("suppliers", "supplierExternalId", "supplierName", "status") == [
         {"supplierExternalId": "S1", "supplierName": "Last", "status": "CLOSED"},
         {"supplierExternalId": "S2", "supplierName": "Other", "status": None},
@@ -353,6 +354,8 @@ def test_duplicate_keys_collapse_across_batches(hub: Hub) -> None:
     report, _ = hub.load("\n".join(lines) + "\n", "suppliers", batch_rows=1_000)
 
     assert (report.rows_read, report.inserted, report.duplicates) == (2_400, 1_200, 1_200)
+    # Each batch repeats no key of its own: across batches only the count is known.
+    assert duplicates_text(report) == "1,200 repeated row(s), the last of each key kept"
     names = {row["supplierExternalId"]: row["supplierName"] for row in hub.rows("suppliers")}
     assert (names["S0"], names["S1199"]) == ("name 1200", "name 2399")
 
