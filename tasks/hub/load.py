@@ -29,6 +29,7 @@ from tasks.hub.rejects import REJECTS_KEPT_PER_FILE, record_rejects
 from tasks.hub.schema import ensure_system_tables
 from tasks.hub.staging import Staging, open_staging
 from tasks.run.report import FileReport, Reject, RejectSink, RepeatedKey, TableResult
+from tasks.run.storage import REJECTS_URL_VAR, rejects_storage, store_rejects_file
 
 RunLogger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
@@ -202,6 +203,24 @@ class _Load:
     def _keep_rejects(self, report: FileReport, sink: RejectSink) -> None:
         # After the load's own transaction, in one of its own: a file the threshold rolled back keeps them.
         try:
+            report.rejects_url = store_rejects_file(
+                sink.path, job=self.settings.job, run_id=self.settings.run_id
+            )
+        except (
+            OSError,
+            ValueError,
+            ImportError,
+        ) as exc:  # the hub keeps the first ones, the worker's disk all
+            self.logger.warning(
+                "Could not write the rejects of %s to %s=%s (%s: %s); they are in %s.",
+                report.path,
+                REJECTS_URL_VAR,
+                rejects_storage(),
+                type(exc).__name__,
+                exc,
+                sink.path,
+            )
+        try:
             record_rejects(
                 self.engine,
                 job=self.settings.job,
@@ -210,7 +229,7 @@ class _Load:
                 status=report.status,
                 rejected=sink.count,
                 kept=sink.kept,
-                location=report.rejects_file,
+                location=report.rejects_url or report.rejects_file,
             )
         except sa.exc.DBAPIError as exc:  # the load's outcome stands; the rejects file still holds them
             self.logger.warning(

@@ -2,6 +2,7 @@
 
 - ``report``: what a run did, file by file (``ImportReport``, ``FileReport``, rejects), its text and
   markdown renderings, its Prefect artifacts and its final state.
+- ``storage``: rejects files also written where the worker says (`DATAHUB_REJECTS_URL`, fsspec).
 - ``progress``: the run's progress artifact (bytes of files, pages), updated at most once a second.
 - ``history``: ``recorded_run`` opens a run in the history and closes it with the report's totals;
   ``conclude`` publishes the report and returns the run's final state.
@@ -19,7 +20,9 @@ from tasks.run.report import (
     ImportReport,
     Reject,
     RejectSink,
+    RepeatedKey,
     TableResult,
+    counts_text,
     ignored_text,
     outcome_line,
     render_markdown,
@@ -27,23 +30,29 @@ from tasks.run.report import (
     report_of,
     run_job,
 )
+from tasks.run.storage import REJECTS_URL_VAR, rejects_storage, store_rejects_file
 
 __all__ = [
+    "REJECTS_URL_VAR",
     "REJECT_SAMPLE",
     "FileReport",
     "ImportReport",
     "Progress",
     "Reject",
     "RejectSink",
+    "RepeatedKey",
     "TableResult",
     "conclude",
+    "counts_text",
     "current_progress",
     "ignored_text",
     "outcome_line",
     "recorded_run",
+    "rejects_storage",
     "render_markdown",
     "render_text",
     "report_of",
     "run_job",
     "run_progress",
+    "store_rejects_file",
 ]

@@ -75,7 +75,12 @@ class FileReport(BaseModel):
         default_factory=dict, description="Ignored columns that nearly are a standard header: that header."
     )
     moved_to: str | None = None
-    rejects_file: str | None = None
+    rejects_file: str | None = Field(
+        default=None, description="Every reject of the file, on the worker's disk."
+    )
+    rejects_url: str | None = Field(
+        default=None, description="The same file in the worker's storage location (DATAHUB_REJECTS_URL)."
+    )
     seconds: float = 0.0
 
 
@@ -241,9 +246,13 @@ def render_markdown(report: ImportReport) -> str:
             if f.moved_to:
                 lines.append(f"  - moved to `{_cell(f.moved_to)}`")
             if f.rejects_file:
+                where = (
+                    f"all of them: {_link(f.rejects_url)}"
+                    if f.rejects_url
+                    else (f"on the worker: `{_cell(f.rejects_file)}`")
+                )
                 lines.append(
-                    f"  - {f.rejected:,} rejected: `python -m deployments rejects {report.run_id}`; "
-                    f"on the worker: `{_cell(f.rejects_file)}`"
+                    f"  - {f.rejected:,} rejected: `python -m deployments rejects {report.run_id}`; {where}"
                 )
     if report.error:
         lines.append(f"- error: {_inline(report.error)}")
@@ -380,7 +389,7 @@ def render_text(report: ImportReport) -> str:
         if f.duplicates:
             out.append(f"      repeated keys: {duplicates_text(f)}")
         if f.rejects_file:
-            out.append(f"      rejects: {f.rejects_file}")
+            out.append(f"      rejects: {f.rejects_url or f.rejects_file}")
     for reject in report.rejects[:10]:
         out.append(
             f"    reject record {reject.record} (line {reject.line}) {reject.column}={_shown(reject.value)}: "
@@ -393,6 +402,11 @@ def render_text(report: ImportReport) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _link(url: str) -> str:
+    # A browser opens http(s) links; any other storage (s3://, a folder) is shown to copy.
+    return f"[{_cell(url)}]({url})" if url.startswith(("http://", "https://")) else f"`{_cell(url)}`"
 
 
 def _inline(text: str) -> str:

@@ -607,3 +607,27 @@ def test_the_hub_keeps_a_files_first_rejects_and_its_true_count(hub: Hub) -> Non
     assert (kept.rejected, kept.stored, kept.location) == (bad, REJECTS_KEPT_PER_FILE, report.rejects_file)
     assert [(r["record"], r["value"]) for r in first] == [(1, None), (2, None)]
     assert len(rejects_file(report)) == bad + 1  # the rejects file holds every one (and its header)
+
+
+def test_a_rejects_file_is_also_written_to_the_workers_storage_location(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "Supplier External Id,Supplier Name,Status\nS1,Acme,ACTIVE\nS2,,ACTIVE\n"
+    storage = tmp_path / "storage"
+    monkeypatch.setenv("DATAHUB_REJECTS_URL", f"file://{storage}/")
+    report, _ = hub.load(text, "suppliers", name="kept.csv")
+
+    assert report.rejects_file is not None
+    name = Path(report.rejects_file).name
+    assert report.rejects_url == f"file://{storage}/test-job/run-1/{name}"
+    stored = storage / "test-job" / "run-1" / name
+    assert stored.read_bytes() == Path(report.rejects_file).read_bytes()
+    with hub.engine.connect() as conn:
+        assert [f.location for f in rejected_files(conn, "run-1")] == [report.rejects_url]
+
+    # A location that cannot be written costs a warning, never the file's load.
+    (tmp_path / "not-a-folder").write_text("x", encoding="utf-8")
+    monkeypatch.setenv("DATAHUB_REJECTS_URL", str(tmp_path / "not-a-folder"))
+    again, _ = hub.load(text, "suppliers", name="again.csv")
+    assert (again.status, again.rejects_url) == ("PARTIAL", None)
+    assert "Could not write the rejects of /in/again.csv to DATAHUB_REJECTS_URL=" in caplog.text
