@@ -83,26 +83,14 @@ def automations_for(target: AlertTarget, block_id: UUID, *, quiet_after: timedel
         automation(
             "failed",
             "A run of the job failed, unless it failed as the job's previous run did",
-            EventTrigger(
-                expect={"datahub.run.failed"},
-                match={"prefect.resource.id": job, "datahub.repeat": "false"},
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
+            _on_each({"datahub.run.failed"}, {"prefect.resource.id": job, "datahub.repeat": "false"}),
             f"Data Hub: {target.job} FAILED",
             _RUN_BODY,
         ),
         automation(
             "rejects",
             "A run of the job loaded with rejects",
-            EventTrigger(
-                expect={"datahub.run.partial"},
-                match={"prefect.resource.id": job},
-                posture=Posture.Reactive,
-                threshold=1,
-                within=timedelta(0),
-            ),
+            _on_each({"datahub.run.partial"}, {"prefect.resource.id": job}),
             f"Data Hub: {target.job} has rejects",
             _RUN_BODY,
         ),
@@ -120,6 +108,13 @@ def automations_for(target: AlertTarget, block_id: UUID, *, quiet_after: timedel
             f"QUIET: no successful run of {target.job} ({target.deployment}) within {_span(quiet_after)}.",
         ),
     ]
+
+
+def _on_each(events: set[str], match: dict[str, str]) -> EventTrigger:
+    """Fire on every one of these events about the matching resource."""
+    return EventTrigger(
+        expect=events, match=match, posture=Posture.Reactive, threshold=1, within=timedelta(0)
+    )
 
 
 def sync_alerts(

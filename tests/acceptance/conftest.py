@@ -17,6 +17,7 @@ the check runs when the stack stops, and fails the session otherwise.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -76,6 +77,21 @@ def prefect_yaml() -> dict[str, Any]:
     """The project's `prefect.yaml` as a document (anchors resolved): what every test compares with."""
     document: dict[str, Any] = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     return document
+
+
+def one_deployment_manifest(path: Path, template: str, name: str, job_changes: dict[str, Any]) -> Path:
+    """Write a prefect.yaml holding one deployment: a copy of `template` named `name`, no schedule.
+
+    Its job is named `name` too, and updated with `job_changes`.
+    """
+    document: dict[str, Any] = prefect_yaml()
+    entry = next(d for d in document["deployments"] if d["name"] == template)
+    deployment = copy.deepcopy(entry) | {"name": name, "schedules": []}
+    deployment["parameters"]["job"] |= {"name": name, **job_changes}
+    document["deployments"] = [deployment]
+    document.pop("definitions", None)
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def started_run_id(output: str) -> uuid.UUID:

@@ -15,7 +15,6 @@ automations. Then, through a real worker:
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import sys
@@ -27,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from tests.acceptance.conftest import ROOT, Stack, prefect_yaml, wait_for
+from tests.acceptance.conftest import ROOT, Stack, one_deployment_manifest, prefect_yaml, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
 
@@ -40,6 +39,7 @@ JOB = "alerts-products-from-erp-ftp"
 SAMPLE = ROOT / "demo" / "data" / "samples" / "products-2026-11-20.csv"
 BROKEN = "Product Id;Product Names\nP-1;Chair\n"
 QUIET = "15s"
+QUIET_SECONDS = 15
 HEARD_WITHIN = 180  # seconds: event -> trigger -> action -> webhook, on a busy 2-core machine
 
 
@@ -67,30 +67,12 @@ class Webhook:
         return [m for m in self.messages if m.get("subject") == subject]
 
 
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
-    thread.start()
-    yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
-
-
 def alerts_manifest(path: Path) -> Path:
     """A prefect.yaml holding one deployment: the products job on `alerts/`, no failed folder, no schedule."""
-    document: dict[str, Any] = prefect_yaml()
-    template = next(d for d in document["deployments"] if d["name"] == "products-from-erp-ftp")
-    deployment = copy.deepcopy(template) | {"name": JOB, "schedules": []}
-    job = deployment["parameters"]["job"]
-    job["name"] = JOB
-    job["source"] = {
-        key: value for key, value in job["source"].items() if key not in ("failed_dir", "outbound_dir")
-    } | {"inbound_dir": "alerts/inbound", "outbound_dir": "alerts/outbound"}
-    document["deployments"] = [deployment]
-    document.pop("definitions", None)
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return path
+    entry = next(d for d in prefect_yaml()["deployments"] if d["name"] == "products-from-erp-ftp")
+    source = {k: v for k, v in entry["parameters"]["job"]["source"].items() if k != "failed_dir"}
+    source |= {"inbound_dir": "alerts/inbound", "outbound_dir": "alerts/outbound"}
+    return one_deployment_manifest(path, "products-from-erp-ftp", JOB, {"source": source})
 
 
 def logs(stack: Stack) -> tuple[Path, ...]:
@@ -155,4 +137,28 @@ def test_each_alert_fires_once_and_says_job_status_and_counts(
         "the quiet alert", lambda: webhook.about(f"Data Hub: {JOB} is quiet"), HEARD_WITHIN, 2, logs(stack)
     )
     assert quiet[0]["body"] == f"QUIET: no successful run of {JOB} (import-csv-from-ftp/{JOB}) within 15 s."
-    time.sleep(1)  # the webhook server answers in flight before it is shut down
+
+
+@pytest.fixture
+def webhook(stack: Stack) -> Iterator[Webhook]:
+    """The webhook, answering until this test's automations are gone (the quiet one fires every 15 s).
+
+    A notification the server cannot deliver is an ERROR in its log, which fails the session.
+    """
+    hook = Webhook()
+    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
+    thread.start()
+    yield hook
+    with stack.client() as client:
+        try:
+            deployment = client.read_deployment_by_name(f"import-csv-from-ftp/{JOB}")
+        except ObjectNotFound:
+            deployment = None
+        if deployment is not None:
+            client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
+        for automation in client.read_automations():
+            if automation.name.startswith(f"datahub: {JOB} "):
+                client.delete_automation(automation.id)
+    time.sleep(QUIET_SECONDS)  # an action already queued is delivered before the server goes
+    hook.server.shutdown()
+    hook.server.server_close()

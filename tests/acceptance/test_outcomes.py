@@ -11,7 +11,6 @@ run's page, its artifacts, its progress artifact and its summary (v1).
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from playwright.sync_api import FloatRect, Page, expect
 
-from tests.acceptance.conftest import ROOT, Stack, prefect_yaml
+from tests.acceptance.conftest import ROOT, Stack, one_deployment_manifest, prefect_yaml
 from tests.acceptance.ui import ACTION_MS, Version, chromium_page, run_row
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.timeout(900)]
@@ -36,20 +34,14 @@ DOCS = ROOT / "docs"
 
 def outcomes_manifest(path: Path) -> Path:
     """A prefect.yaml holding one deployment: the products job on the folder `outcomes/`, no schedule."""
-    document: dict[str, Any] = prefect_yaml()
-    template = next(d for d in document["deployments"] if d["name"] == "products-from-erp-ftp")
-    deployment = copy.deepcopy(template) | {"name": JOB, "schedules": []}
-    job = deployment["parameters"]["job"]
-    job["name"] = JOB
-    job["source"] |= {
+    entry = next(d for d in prefect_yaml()["deployments"] if d["name"] == "products-from-erp-ftp")
+    folders = {
         "inbound_dir": "outcomes/inbound",
         "outbound_dir": "outcomes/outbound",
         "failed_dir": "outcomes/failed",
     }
-    document["deployments"] = [deployment]
-    document.pop("definitions", None)
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return path
+    source = entry["parameters"]["job"]["source"] | folders
+    return one_deployment_manifest(path, "products-from-erp-ftp", JOB, {"source": source})
 
 
 def run_once(stack: Stack, deployment_id: Any) -> str:
