@@ -141,9 +141,11 @@ def test_each_alert_fires_once_and_says_job_status_and_counts(
 
 @pytest.fixture
 def webhook(stack: Stack) -> Iterator[Webhook]:
-    """The webhook, answering until this test's automations are gone (the quiet one fires every 15 s).
+    """The webhook, answering until this test's deployment and automations are gone.
 
-    A notification the server cannot deliver is an ERROR in its log, which fails the session.
+    The quiet automation fires every 15 s, and a notification the server cannot deliver is an ERROR
+    in its log, which fails the session. The deployment goes too: the other tests expect the server
+    to hold prefect.yaml's deployments.
     """
     hook = Webhook()
     thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
@@ -156,6 +158,7 @@ def webhook(stack: Stack) -> Iterator[Webhook]:
             deployment = None
         if deployment is not None:
             client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
+            client.delete_deployment(deployment.id)
         for automation in client.read_automations():
             if automation.name.startswith(f"datahub: {JOB} "):
                 client.delete_automation(automation.id)

@@ -59,7 +59,15 @@ def test_every_outcome_is_listed_with_its_counts_or_reason(stack: Stack, tmp_pat
     stack.run("prefect", "--no-prompt", "deploy", "--prefect-file", str(manifest), "--name", JOB)
     with stack.client() as client:
         deployment_id = client.read_deployment_by_name(f"import-csv-from-ftp/{JOB}").id
+    try:
+        check_outcomes(stack, deployment_id, inbound, tmp_path)
+    finally:  # the other tests expect the server to hold prefect.yaml's deployments
+        with stack.client() as client:
+            client.delete_deployment(deployment_id)
 
+
+def check_outcomes(stack: Stack, deployment_id: uuid.UUID, inbound: Path, tmp_path: Path) -> None:
+    """Run the three outcomes, then look at them in both UIs."""
     shutil.copy(SAMPLE, inbound / "products-a.csv")  # one bad price in 12 records, under the 10 % threshold
     partial = run_once(stack, deployment_id)
     skipped = run_once(stack, deployment_id)  # the inbound folder is empty now
