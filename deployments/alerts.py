@@ -153,12 +153,18 @@ def _put(client: SyncPrefectClient, wanted: AutomationCore) -> str:
         client.delete_automation(extra.id)
     if _same(first, wanted):
         return "unchanged"
-    client.update_automation(first.id, wanted.model_copy(update={"enabled": first.enabled}))
+    # The update takes no owner (it stays the one given at creation); an operator's pause stays.
+    fields = {name: getattr(wanted, name) for name in _COMPARED - {"enabled"}}
+    client.update_automation(first.id, AutomationCore(**fields, enabled=first.enabled))
     return "updated"
 
 
+_COMPARED = set(AutomationCore.model_fields) - {"owner_resource"}
+"""What a deploy sets on an existing automation: all but its owner."""
+
+
 def _same(stored: Any, wanted: AutomationCore) -> bool:
-    fields = set(AutomationCore.model_fields) - {"enabled"}  # an operator's pause in the UI stays
+    fields = _COMPARED - {"enabled"}  # an operator's pause in the UI stays
     mine = wanted.model_dump(mode="json", include=fields)
     theirs = stored.model_dump(mode="json", include=fields)
     for dumped in (mine, theirs):

@@ -103,6 +103,11 @@ def test_each_alert_fires_once_and_says_job_status_and_counts(
     )
     for kind in ("failed", "rejects", "quiet"):
         assert f"alerts: datahub: {JOB} {kind}: created" in deployed, deployed
+    again = stack.run(
+        sys.executable, "-m", "deployments", "deploy", "--prefect-file", str(manifest), "--quiet-after", QUIET
+    )
+    for kind in ("failed", "rejects", "quiet"):
+        assert f"alerts: datahub: {JOB} {kind}: unchanged" in again, again
     with stack.client() as client:
         deployment_id = client.read_deployment_by_name(f"import-csv-from-ftp/{JOB}").id
 
@@ -137,6 +142,11 @@ def test_each_alert_fires_once_and_says_job_status_and_counts(
         "the quiet alert", lambda: webhook.about(f"Data Hub: {JOB} is quiet"), HEARD_WITHIN, 2, logs(stack)
     )
     assert quiet[0]["body"] == f"QUIET: no successful run of {JOB} (import-csv-from-ftp/{JOB}) within 15 s."
+    changed = stack.run(
+        sys.executable, "-m", "deployments", "deploy", "--prefect-file", str(manifest), "--quiet-after", "1h"
+    )
+    assert f"alerts: datahub: {JOB} quiet: updated" in changed, changed
+    assert f"alerts: datahub: {JOB} failed: unchanged" in changed, changed
 
 
 @pytest.fixture
@@ -144,8 +154,8 @@ def webhook(stack: Stack) -> Iterator[Webhook]:
     """The webhook, answering until this test's deployment and automations are gone.
 
     The quiet automation fires every 15 s, and a notification the server cannot deliver is an ERROR
-    in its log, which fails the session. The deployment goes too: the other tests expect the server
-    to hold prefect.yaml's deployments.
+    in its log, which fails the session. The deployment goes too (the other tests expect the server
+    to hold prefect.yaml's deployments), and the block (their deploys make no automations then).
     """
     hook = Webhook()
     thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
@@ -162,6 +172,9 @@ def webhook(stack: Stack) -> Iterator[Webhook]:
         for automation in client.read_automations():
             if automation.name.startswith(f"datahub: {JOB} "):
                 client.delete_automation(automation.id)
+        # No later deploy of the other tests makes automations that would send to this webhook.
+        block = client.read_block_document_by_name("datahub-alerts", "custom-webhook")
+        client.delete_block_document(block.id)
     time.sleep(QUIET_SECONDS)  # an action already queued is delivered before the server goes
     hook.server.shutdown()
     hook.server.server_close()
