@@ -151,7 +151,7 @@ def _put(client: SyncPrefectClient, wanted: AutomationCore) -> str:
     first, *others = stored
     for extra in others:  # made twice by hand or by two deploys at once: one is enough
         client.delete_automation(extra.id)
-    if _same(first, wanted):
+    if same_automation(first, wanted):
         return "unchanged"
     # The update takes no owner (it stays the one given at creation); an operator's pause stays.
     fields = {name: getattr(wanted, name) for name in _COMPARED - {"enabled"}}
@@ -163,12 +163,16 @@ _COMPARED = set(AutomationCore.model_fields) - {"owner_resource"}
 """What a deploy sets on an existing automation: all but its owner."""
 
 
-def _same(stored: Any, wanted: AutomationCore) -> bool:
+def same_automation(stored: Any, wanted: AutomationCore) -> bool:
+    """Whether the stored automation is what a deploy would make now (its owner and pause aside)."""
     fields = _COMPARED - {"enabled"}  # an operator's pause in the UI stays
     mine = wanted.model_dump(mode="json", include=fields)
     theirs = stored.model_dump(mode="json", include=fields)
     for dumped in (mine, theirs):
-        dumped["trigger"].pop("id", None)
+        trigger = dumped["trigger"]
+        trigger.pop("id", None)
+        for key in ("expect", "after"):  # sets: dumped in an order that differs between two equal sets
+            trigger[key] = sorted(trigger.get(key) or [])
     return bool(mine == theirs)
 
 
