@@ -574,25 +574,27 @@ def check_server(client: SyncPrefectClient, url: str, specs: list[Spec]) -> None
             ) from None
 
 
-def apply(client: SyncPrefectClient, spec: Spec) -> str:
-    """Create or update one deployment and its schedules; return the line to print."""
+def apply(client: SyncPrefectClient, spec: Spec) -> tuple[str, UUID]:
+    """Create or update one deployment and its schedules; return the line to print and its id."""
     try:
         stored = client.read_deployment_by_name(spec.full_name)
     except ObjectNotFound:
         flow_id = client.create_flow_from_name(spec.flow_name)
-        client.create_deployment(
+        created = client.create_deployment(
             flow_id=flow_id, name=spec.name, paused=False, schedules=spec.schedules, **spec.fields
         )
         slugs = [str(schedule.slug) for schedule in spec.schedules]
-        return outcome_line(spec.full_name, created=True, schedules=slugs, changes=[], paused=False)
+        line = outcome_line(spec.full_name, created=True, schedules=slugs, changes=[], paused=False)
+        return line, created
     changes = field_changes(stored_fields(stored), spec.fields)
     if changes:  # `paused` is not among the fields: an operator's pause stays
         client.update_deployment(stored.id, DeploymentUpdate(**spec.fields))
     plan = plan_schedules(spec.schedules, client.read_deployment_schedules(stored.id))
     apply_schedules(client, stored.id, plan)
-    return outcome_line(
+    line = outcome_line(
         spec.full_name, created=False, schedules=plan.changes(), changes=changes, paused=stored.paused
     )
+    return line, stored.id
 
 
 def apply_schedules(client: SyncPrefectClient, deployment_id: UUID, plan: SchedulePlan) -> None:
@@ -616,9 +618,11 @@ def apply_all(specs: list[Spec], alerts: AlertSettings | None = None) -> None:
     url = api_url()
     with get_client(sync_client=True) as client:
         check_server(client, url, specs)
+        targets = []
         for spec in specs:
             try:
-                print(apply(client, spec), flush=True)
+                line, deployment_id = apply(client, spec)
+                print(line, flush=True)
             except PrefectHTTPStatusError as exc:
                 raise DeployError(f"{spec.full_name}: the server refused it: {_detail(exc)}") from exc
             except httpx.HTTPError as exc:
@@ -626,8 +630,11 @@ def apply_all(specs: list[Spec], alerts: AlertSettings | None = None) -> None:
                     f"{spec.full_name}: lost the Prefect server at {url} ({type(exc).__name__}: {exc}); "
                     "check it is up and deploy again"
                 ) from exc
+            if _imports(spec):
+                targets.append(
+                    AlertTarget(deployment_id, spec.full_name, spec.fields["parameters"]["job"]["name"])
+                )
         if alerts is not None:
-            targets = [alert_target(client, spec) for spec in specs if _imports(spec)]
             for line in sync_alerts(client, targets, alerts.block, quiet_after=alerts.quiet_after):
                 print(line, flush=True)
 
@@ -648,12 +655,6 @@ def _imports(spec: Spec) -> bool:
     # Import jobs (CSV, API) report a run status; a shell job's run is its command's exit code.
     job = (spec.fields.get("parameters") or {}).get("job") or {}
     return isinstance(job, dict) and "entity" in job
-
-
-def alert_target(client: SyncPrefectClient, spec: Spec) -> AlertTarget:
-    """The deployment as stored (its id owns the alerts) and the job it runs."""
-    stored = client.read_deployment_by_name(spec.full_name)
-    return AlertTarget(stored.id, spec.full_name, spec.fields["parameters"]["job"]["name"])
 
 
 def parse_span(text: str) -> timedelta:

@@ -328,9 +328,8 @@ def failure_reason(report: ImportReport) -> str:
     failed = [f for f in report.files if f.status == "FAILED"]
     if not failed:
         return ""
-    first = failed[0]
-    reason = first.message if first.message.startswith(first.path) else f"{first.path}: {first.message}"
-    return reason + (f" (and {len(failed) - 1} more failed file(s))" if len(failed) > 1 else "")
+    more = f" (and {len(failed) - 1} more failed file(s))" if len(failed) > 1 else ""
+    return _naming_file(failed[0]) + more
 
 
 def skip_reason(report: ImportReport) -> str:
@@ -440,12 +439,17 @@ def artifact_key(job: str) -> str:
 
 def run_summary(report: ImportReport) -> str:
     """Return the run's errors and warnings on one line (the run history's message)."""
-    failed = [
-        f.message if f.message.startswith(f"{f.path}: ") else f"{f.path}: {f.message}"
-        for f in report.files
-        if f.status == "FAILED"
-    ]
+    failed = [_naming_file(f) for f in report.files if f.status == "FAILED"]
     return " | ".join([report.error] * bool(report.error) + failed + report.warnings)
+
+
+def _naming_file(report: FileReport) -> str:
+    # Most file errors already start with the file's path; the others get it.
+    return (
+        report.message
+        if report.message.startswith(f"{report.path}: ")
+        else f"{report.path}: {report.message}"
+    )
 
 
 def final_state(report: ImportReport) -> State:
