@@ -24,15 +24,16 @@ zone), so `prefect deploy` keeps its id when the schedule is edited.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from prefect.server.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
+from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from deployments.schedule_dates import schedule_dates
 
 ScheduleDict = dict[str, Any]
 """One entry of a deployment's `schedules:` list in `prefect.yaml` (a decoded YAML mapping)."""
@@ -316,8 +317,8 @@ def next_runs(schedule: ScheduleDict, n: int = 5, after: datetime | None = None)
     if start.tzinfo is None:
         raise ValueError(f"`after` {start.isoformat()} has no time zone; pass an aware datetime.")
     native = native_schedule(schedule)
-    # Prefect computes the dates locally (no API call); its start bound is inclusive.
-    dates = asyncio.run(native.get_dates(n=n + 1, start=start))
+    # Computed as the scheduler does (no API call); its start bound is inclusive.
+    dates = schedule_dates(native, n=n + 1, start=start)
     zone = ZoneInfo(native.timezone or "UTC")
     return [datetime.fromtimestamp(d.timestamp(), zone) for d in dates if d > start][:n]
 

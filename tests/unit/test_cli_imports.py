@@ -1,4 +1,4 @@
-"""`--help` answers without loading Prefect's server (its import is what made help slow)."""
+"""`--help` and `schedule` answer without loading Prefect's server (its import is what made help slow)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,13 @@ print("LOADED", loaded)
         ("deployments", ["--help"]),
         ("deployments", ["runs", "--help"]),
         ("deployments", ["deploy", "--help"]),
+        ("deployments", ["schedule", "monthly on last weekday at 18:00 in Europe/Paris"]),
+        ("deployments", ["schedule", "every 7 minutes"]),
         ("flows", ["--help"]),
         ("flows", ["run", "--help"]),
     ],
 )
-def test_help_never_imports_prefects_server(module: str, args: list[str]) -> None:
+def test_help_and_schedule_never_import_prefects_server(module: str, args: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module, args=args)],
         cwd=ROOT,
@@ -41,5 +43,5 @@ def test_help_never_imports_prefects_server(module: str, args: list[str]) -> Non
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "usage:" in result.stdout
+    assert "usage:" in result.stdout or "Next 5 runs:" in result.stdout
     assert result.stdout.rstrip().endswith("LOADED []"), result.stdout[-500:]
