@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from flows._job import JobFileError, explain, read_job_document, run_and_print
+from flows._job import JobFileError, explain, read_job_document, run_and_print, run_check
 
 USAGE = """\
 Run or check a job file of any kind: a CSV import over FTP/FTPS/SFTP, a REST API import, a shell job.
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> int:
     if kind.check_name is None:
         print(f"{args.job_file}: a valid {kind.name} job; it has no connection to check.")
         return 0
-    return int(kind.attribute(kind.check_name)(job))
+    return run_check(kind.attribute(kind.check_name), job)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
@@ -151,8 +152,31 @@ def command_line(
         print(exc, file=sys.stderr)
         return 2
     if checking:
-        return check(job)
+        return run_check(check, job)
     return run_and_print(flow, job)
+
+
+def run_check(check: Callable[[JobT], int], job: JobT) -> int:
+    """Run a job's connection check and return its exit code, once Prefect has sent what it queued."""
+    try:
+        return check(job)
+    finally:
+        deliver_queued_events()
+
+
+def deliver_queued_events(timeout_seconds: float = 10.0) -> None:
+    """Wait, at most `timeout_seconds`, until Prefect's events worker has sent every queued event.
+
+    Loading a block queues an event. A check's process exits right after; Prefect stops its events
+    worker with the event still queued and logs "EventsWorker - Still processing items" at every
+    exit. Waiting here first leaves nothing to report. Bounded: an unreachable API never hangs.
+    """
+    from prefect.events.worker import EventsWorker
+
+    deadline = time.monotonic() + timeout_seconds
+    for worker in list(EventsWorker._instances.values()):  # type: ignore[misc]
+        while worker._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def run_and_print(flow: Callable[..., Any], job: BaseModel) -> int:

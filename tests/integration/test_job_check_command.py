@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.fixtures_servers import LocalFtp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +32,6 @@ csv: {delimiter: ";"}
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: Prefect's events worker warns at the exit of every check")
 def test_check_prints_its_line_and_nothing_else_at_exit(ftp_server: LocalFtp, tmp_path: Path) -> None:
     for folder in ("in", "out"):
         (ftp_server.root / folder).mkdir()
