@@ -17,6 +17,10 @@ peak RSS (`VmHWM`, else `ru_maxrss`) is that case's alone. Cases:
   2,399 pages of 1 record; 100k records in pages of 100 with 14 mapped fields; 20 ms of latency per
   answer, one page at a time vs the job's bounded concurrency. "paging" is the time in the calls
   (HTTP, JSON, spooling); the local server's own ceiling is measured with a bare HTTP client.
+- Bulk mode (`bench.bulk_folder`): a folder of 1,000 files of 100 rows on FTP -> SQLite, the flow's
+  `folder` source against a per-file floor run on the same files in the same run (one FTP session
+  and one SQLite connection; RETR, sha256, polars parse, one transaction of staging, upsert and
+  ledger row, rename; no Prefect, no validation); reported beside it, one file of the same 100,000 rows.
 - Prefect's fixed cost: a flow that does nothing, in ephemeral mode vs against the running server.
 - dlt (`bench.peer_dlt`): the same CSV upsert and REST paging, into the same databases, same run.
 
@@ -46,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import bulk_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state" / "bench"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -66,10 +72,13 @@ class Sizes:
     rss_rows: int | None
     api_records: int
     seed_pages: int
+    bulk_files: int
 
 
-FULL = Sizes(csv_rows=(100_000, 1_000_000), rss_rows=5_000_000, api_records=100_000, seed_pages=2_399)
-SMOKE = Sizes(csv_rows=(20_000,), rss_rows=None, api_records=2_000, seed_pages=200)
+FULL = Sizes(
+    csv_rows=(100_000, 1_000_000), rss_rows=5_000_000, api_records=100_000, seed_pages=2_399, bulk_files=1_000
+)
+SMOKE = Sizes(csv_rows=(20_000,), rss_rows=None, api_records=2_000, seed_pages=200, bulk_files=50)
 
 
 # -- measured child processes -----------------------------------------------------------------------
@@ -317,6 +326,8 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "prefect-noop": child_prefect_noop,
     "dlt-csv": child_dlt_csv,
     "dlt-rest": child_dlt_rest,
+    "bulk-flow": bulk_folder.child_bulk_flow,
+    "bulk-floor": bulk_folder.child_bulk_floor,
 }
 
 
@@ -334,6 +345,7 @@ class Row:
     unit: str = "rows"  # what the throughput counts: rows or pages
     target: str = ""
     note: str = ""
+    reference: str = "dlt"  # what `peer` measured: dlt (ratio dlt / ours) or a floor (ratio ours / floor)
 
 
 class Runner:
@@ -458,6 +470,37 @@ class Runner:
             else:
                 row.target = ">= 100k rows/s; >= 5x dlt" if rows == 1_000_000 else ""
             self.rows.append(row)
+
+    def run_bulk(self, *, runs: int) -> None:
+        files = self.sizes.bulk_files
+        folder = bulk_folder.bulk_files(files)
+        sqlite_path = STATE / "bench-hub.db"
+        ftp_root = STATE / "ftp"
+        row = Row(
+            "bulk folder, FTP -> sqlite, fresh",
+            f"{files:,} files of {bulk_folder.ROWS_PER_FILE} rows",
+            reference="floor",
+            target="<= 1.5x the floor",
+        )
+        print(f"bulk {row.size}", flush=True)
+        common = {"ftp_port": self.ftp_port, "files": files, "database_url": f"sqlite:///{sqlite_path}"}
+        for _ in range(runs):
+            bulk_folder.stage_inbound(folder, ftp_root, "bulk-floor")
+            floor_db = STATE / "bulk-floor.db"
+            self.reset_sqlite(floor_db)
+            floor = {
+                "user": FTP_USER,
+                "password": FTP_PASSWORD,
+                "folder": "bulk-floor",
+                "sqlite_path": str(floor_db),
+            }
+            if (result := self.child("bulk-floor", common | floor)) is not None:
+                row.peer.append(result)
+            bulk_folder.stage_inbound(folder, ftp_root, "bulk")
+            self.reset_sqlite(sqlite_path)
+            if (result := self.child("bulk-flow", common | {"folder": "bulk"})) is not None:
+                row.ours.append(result)
+        self.rows.append(row)
 
     def run_rest(self, *, runs: int, dlt: bool) -> None:
         sqlite_path = STATE / "bench-hub.db"
@@ -620,7 +663,7 @@ class Runner:
             "API calls alone; Prefect = the flow call's wall time minus the body. Peak RSS: the case's own process (`VmHWM`).",
             "",
             "| case | size | ours: time (s) | ours: throughput | load / paging (s) | Prefect around it (s) "
-            "| peak RSS (MiB) | dlt: time (s) | dlt / ours | target |",
+            "| peak RSS (MiB) | reference, same run: time (s) | dlt / ours, or ours / floor | target |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.rows:
@@ -648,8 +691,14 @@ class Runner:
             rss = _summary([r["rss_mib"] for r in row.ours], ".0f")
             peer = ratio = ""
             if row.peer:
-                peer = _summary([r["seconds"] for r in row.peer], ".2f")
-                ratio = f"{statistics.median(r['seconds'] for r in row.peer) / statistics.median(r['seconds'] for r in row.ours):.1f}x"
+                peer = f"{row.reference} " + _summary([r["seconds"] for r in row.peer], ".2f")
+                theirs = statistics.median(r["seconds"] for r in row.peer)
+                mine = statistics.median(r["seconds"] for r in row.ours)
+                ratio = (
+                    f"{theirs / mine:.1f}x"
+                    if row.reference == "dlt"
+                    else f"ours {mine / theirs:.2f}x the {row.reference}"
+                )
             lines.append(
                 f"| {row.case} | {row.size} | {ours} | {throughput} | {inner} | {prefect} | {rss} | {peer} | {ratio} "
                 f"| {row.target} |"
@@ -758,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated groups to run: csv, postgresql, rss, rest, prefect (default: all; smoke: csv,rest)",
+        help="comma-separated groups to run: csv, postgresql, rss, bulk, rest, prefect (default: all; smoke: csv,bulk,rest)",
     )
     parser.add_argument(
         "--out",
@@ -785,7 +834,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.api_records:
         sizes = dataclasses.replace(sizes, api_records=args.api_records)
     args.runs = args.runs or (1 if args.smoke else 3)
-    groups = set((args.only or ("csv,rest" if args.smoke else "csv,postgresql,rss,rest,prefect")).split(","))
+    groups = set(
+        (args.only or ("csv,bulk,rest" if args.smoke else "csv,postgresql,rss,bulk,rest,prefect")).split(",")
+    )
     dlt = not args.no_dlt and not args.smoke
     if dlt:
         from bench import peer_dlt
@@ -804,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
                 runner.run_csv(rows, "postgresql", runs=args.runs, dlt=dlt)
         if "rss" in groups and sizes.rss_rows:
             runner.run_csv(sizes.rss_rows, "sqlite", runs=1, dlt=False, rss_only=True)
+        if "bulk" in groups:
+            runner.run_bulk(runs=args.runs)
         if "rest" in groups:
             runner.run_rest(runs=args.runs, dlt=dlt)
         if "prefect" in groups:

@@ -11,6 +11,7 @@ import glob
 import posixpath
 import sys
 import tempfile
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -22,18 +23,21 @@ from pydantic import ConfigDict, Field, model_validator
 
 from blocks.database import state_dir
 from blocks.ftp import FtpConnection
+from blocks.run_cache import load_block
 from flows._job import JOB_NAME, command_line, load_job_file
-from tasks.csv.load import load_file
+from tasks.csv.load import import_csv_file
 from tasks.csv.reader import CsvFormat
 from tasks.errors import BadFileError, ImportJobError, SourceUnavailableError
 from tasks.files import (
     Downloaded,
+    HeldSession,
+    Prefetcher,
     RemoteFile,
     check_ftp_connection,
-    fetch_file,
+    fetch,
     list_leftover_claims,
     list_source_files,
-    move_file,
+    move,
     move_folder_problem,
     watch_source_file,
 )
@@ -189,21 +193,51 @@ def import_csv_from_ftp(job: CsvImportJob) -> State:
 
 
 def _import_files(job: CsvImportJob, report: ImportReport, engine: sa.Engine) -> None:
-    # One database engine for the whole run: the run history's, also used by every file's load.
+    # One database engine (the run history's, also every file's load) and one file session for the
+    # whole run; the next file downloads while the current one loads (tasks.files.held).
     work = state_dir() / "tmp"
     work.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir:
+    with (
+        tempfile.TemporaryDirectory(dir=work, prefix="run-") as local_dir,
+        HeldSession(load_block(FtpConnection, job.connection)) as held,
+    ):
         files = _source_files(job, report)
         progress = current_progress()
         progress.plan_files(len(files))
-        for remote in files:
-            outcome = _import_one(job, remote, Path(local_dir), report.run_id, engine)
+        download = partial(_download, held, local_dir=Path(local_dir), claim=_claims(job))
+        prefetcher = Prefetcher(files, download, key=lambda remote: remote.path)
+        for remote, downloading in prefetcher.results():
+            try:
+                outcome = _import_one(job, held, remote, downloading, report.run_id, engine)
+            except SourceUnavailableError:
+                _put_back_ahead(job, held, prefetcher.ahead())
+                raise
             progress.file_done()
             if outcome is None:
                 report.warnings.append(f"{remote.path} was gone when its turn came (moved by someone else?).")
             else:
                 report.add(*outcome)
     after_import(job.after_import, report)
+
+
+def _download(held: HeldSession, remote: RemoteFile, *, local_dir: Path, claim: bool) -> Downloaded | None:
+    return fetch(held, remote.path, local_dir, claim=claim)
+
+
+def _put_back_ahead(
+    job: CsvImportJob, held: HeldSession, ahead: tuple[RemoteFile, Future[Downloaded | None]] | None
+) -> None:
+    """A run that stops puts back the file it had already claimed and downloaded for its next turn."""
+    if ahead is None:
+        return
+    remote, downloading = ahead
+    try:
+        downloaded = downloading.result()
+    except ImportJobError:  # its own download failed: fetch put it back already
+        return
+    if downloaded is not None:
+        downloaded.local_path.unlink(missing_ok=True)
+        _put_back(job, held, FileReport(path=remote.path, status="FAILED"), downloaded)
 
 
 def _claims(job: CsvImportJob) -> bool:
@@ -252,7 +286,12 @@ def _move_dirs(job: CsvImportJob) -> list[str]:
 
 
 def _import_one(
-    job: CsvImportJob, remote: RemoteFile, local_dir: Path, run_id: str, engine: sa.Engine
+    job: CsvImportJob,
+    held: HeldSession,
+    remote: RemoteFile,
+    downloading: Future[Downloaded | None],
+    run_id: str,
+    engine: sa.Engine,
 ) -> tuple[FileReport, list[Any]] | None:
     """Import one file; a failure caused by the file fails it alone, and the run goes on.
 
@@ -262,19 +301,19 @@ def _import_one(
     """
     downloaded: Downloaded | None = None
     try:
-        downloaded = fetch_file(job.connection, remote.path, local_dir, claim=_claims(job))
+        downloaded = downloading.result()
         if downloaded is None:
             return None
-        return _load_and_move(job, downloaded, run_id, engine)
+        return _load_and_move(job, held, downloaded, run_id, engine)
     except SourceUnavailableError:
         if downloaded is not None:  # the hub went away: the file goes back to inbound if the server lets it
-            _put_back(job, FileReport(path=remote.path, status="FAILED"), downloaded)
+            _put_back(job, held, FileReport(path=remote.path, status="FAILED"), downloaded)
         raise
     except BadFileError as exc:
         report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))
     except ImportJobError as exc:  # refused by the server, or a shell step failed: fix the job, not the file
         report = FileReport(path=remote.path, status="FAILED", size=remote.size, message=str(exc))
-        _put_back(job, report, downloaded)
+        _put_back(job, held, report, downloaded)
         return report, []
     except Exception as exc:  # a file must never block the files after it, even through a bug
         get_run_logger().exception("Unexpected error importing %s", remote.path)
@@ -286,12 +325,12 @@ def _import_one(
             "nothing of it was loaded. Check the file; report the error if the file looks right.",
         )
     if downloaded is not None:  # a file that failed before it was claimed stays where it is
-        _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
+        _move_after(job, held, report, engine=engine, downloaded=downloaded, run_id=run_id)
     return report, []
 
 
 def _load_and_move(
-    job: CsvImportJob, downloaded: Downloaded, run_id: str, engine: sa.Engine
+    job: CsvImportJob, held: HeldSession, downloaded: Downloaded, run_id: str, engine: sa.Engine
 ) -> tuple[FileReport, list[Any]]:
     remote = downloaded.remote
     try:
@@ -304,48 +343,61 @@ def _load_and_move(
                 sha256=downloaded.sha256,
                 message=f"Already imported by this job (same content as {seen.path}); run with `force` to import again.",
             )
-            _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
+            _move_after(job, held, report, engine=engine, downloaded=downloaded, run_id=run_id)
             return report, []
         facts = {"DATAHUB_JOB": job.name, "DATAHUB_ENTITY": job.entity, "DATAHUB_REMOTE_PATH": remote.path}
         with before_import(job.before_import, downloaded.local_path, facts) as local_path:
             source = SourceFile(remote.path, local_path, remote.size, remote.modified, downloaded.sha256)
-            report, rejects = load_file(
-                engine, source, job.csv, _settings(job, run_id), state_dir() / "rejects" / run_id
+            report, rejects = import_csv_file(
+                engine,
+                source,
+                job.csv,
+                _settings(job, run_id),
+                rejects_dir=state_dir() / "rejects" / run_id,
+                logger=get_run_logger(),
             )
     finally:
         downloaded.local_path.unlink(missing_ok=True)
-    _move_after(job, report, engine=engine, downloaded=downloaded, run_id=run_id)
+    _move_after(job, held, report, engine=engine, downloaded=downloaded, run_id=run_id)
     return report, rejects
 
 
 def _move_after(
-    job: CsvImportJob, report: FileReport, *, engine: sa.Engine, downloaded: Downloaded, run_id: str
+    job: CsvImportJob,
+    held: HeldSession,
+    report: FileReport,
+    *,
+    engine: sa.Engine,
+    downloaded: Downloaded,
+    run_id: str,
 ) -> None:
     destination = job.source.failed_dir if report.status == "FAILED" else job.source.outbound_dir
     if not destination:
-        _put_back(job, report, downloaded)
+        _put_back(job, held, report, downloaded)
         return
     try:
-        report.moved_to = move_file(job.connection, downloaded.claimed_path or report.path, destination)
+        report.moved_to = move(held, downloaded.claimed_path or report.path, destination)
     except ImportJobError as exc:
         if report.status != "FAILED":
             report.message = f"Loaded and committed, but not moved: {exc} The next run moves it without importing it again."
             report.status = "FAILED"
         else:
             report.message += f" It could not be moved to the failed folder either: {exc}"
-        _put_back(job, report, downloaded)
+        _put_back(job, held, report, downloaded)
         return
     if report.status != "FAILED":
         _ledger_move(job, report, engine, downloaded, run_id)
 
 
-def _put_back(job: CsvImportJob, report: FileReport, downloaded: Downloaded | None) -> None:
+def _put_back(
+    job: CsvImportJob, held: HeldSession, report: FileReport, downloaded: Downloaded | None
+) -> None:
     """Return a claimed file the run does not move on to its folder (never over a newer upload)."""
     if downloaded is None or downloaded.claimed_path is None:
         return
     folder = posixpath.dirname(report.path)
     try:
-        back = move_file(job.connection, downloaded.claimed_path, folder or ".")
+        back = move(held, downloaded.claimed_path, folder or ".")
     except ImportJobError as exc:
         report.message += f" It stays claimed as {downloaded.claimed_path}; the next run takes it up: {exc}"
         return

@@ -10,13 +10,16 @@
   that stopped left there.
 - ``ftplib_backend``, ``paramiko_backend``: the protocol backends; ``failures``: their errors, translated
   once into ``tasks.errors``.
-- ``tasks``: the Prefect tasks the CSV flow runs (they load the block and open their own session).
+- ``tasks``: the Prefect tasks the CSV flow runs once per run (they load the block and open their own
+  session), and the per-file steps on the run's ``HeldSession`` (``held``: one login per run, the next
+  file downloaded while the current one loads, ``Prefetcher``).
 
 The names below are the package's public face; everything else is private to it.
 """
 
 from __future__ import annotations
 
+from tasks.files.held import HeldSession, Prefetcher
 from tasks.files.listing import ClaimedFile, Listing, RemoteFile
 from tasks.files.paths import CLAIM_DIR, local_file_name, move_folder_problem
 from tasks.files.session import (
@@ -30,12 +33,11 @@ from tasks.files.session import (
 from tasks.files.tasks import (
     Downloaded,
     check_ftp_connection,
-    download_file,
-    fetch_file,
+    fetch,
     list_leftover_claims,
     list_source_files,
-    move_file,
-    stat_source_file,
+    move,
+    unclaim,
     watch_source_file,
 )
 
@@ -45,19 +47,20 @@ __all__ = [
     "ClaimedFile",
     "Downloaded",
     "FileSession",
+    "HeldSession",
     "Listing",
+    "Prefetcher",
     "RemoteFile",
     "check_connection",
     "check_ftp_connection",
-    "download_file",
-    "fetch_file",
+    "fetch",
     "list_leftover_claims",
     "list_source_files",
     "local_file_name",
-    "move_file",
+    "move",
     "move_folder_problem",
     "open_session",
-    "stat_source_file",
+    "unclaim",
     "watch_file",
     "watch_listing",
     "watch_source_file",

@@ -3,7 +3,10 @@
 ``open_session(connection)`` logs in and yields a ``FileSession``; every path it takes or returns is
 POSIX and relative to the connection's root folder. Library errors (ftplib, ssl, paramiko, sockets)
 are translated once, in ``tasks.files.failures``, into the tree of ``tasks.errors``. The Prefect tasks
-below take a block name, load the block and open and close their own session. The session lives in
+below (once per run: list, watch, check) take a block name, load the block and open and close their
+own session; the per-file steps (``fetch``, ``move``, ``unclaim``) are plain functions on the run's
+``HeldSession`` (``tasks.files.held``): a Prefect task and a login per file cost more than a small
+file's whole import. The session lives in
 ``tasks.files.session``, the protocol backends in ``tasks.files.ftplib_backend`` and ``tasks.files.paramiko_backend``,
 the path rules in ``tasks.files.paths``; the package (``tasks.files``) is the public face.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from prefect.tasks import Task
 from blocks.ftp import FtpConnection
 from blocks.run_cache import load_block
 from tasks.errors import ImportJobError, SourceUnavailableError
+from tasks.files.held import HeldSession
 from tasks.files.listing import ClaimedFile, Listing, RemoteFile
 from tasks.files.paths import local_file_name
 from tasks.files.session import (
@@ -37,12 +42,11 @@ from tasks.files.session import (
 __all__ = [
     "Downloaded",
     "check_ftp_connection",
-    "download_file",
-    "fetch_file",
+    "fetch",
     "list_leftover_claims",
     "list_source_files",
-    "move_file",
-    "stat_source_file",
+    "move",
+    "unclaim",
     "watch_source_file",
 ]
 
@@ -167,66 +171,47 @@ def list_leftover_claims(connection: str, folder: str, pattern: str) -> list[Cla
     return leftovers
 
 
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS_SECONDS,
-    retry_condition_fn=_retry_when_unavailable,
-)
-def stat_source_file(connection: str, path: str) -> RemoteFile | None:
-    """Return the facts of the file at `path`, or None when it is absent."""
-    block = _load_block(connection)
-    with open_session(block) as session:
-        return session.stat(path)
-
-
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS_SECONDS,
-    retry_condition_fn=_retry_when_unavailable,
-)
-def download_file(connection: str, path: str, local_dir: Path) -> Downloaded:
-    """Download `path` into `local_dir` under its own (checked) name; return the facts and SHA-256."""
-    block = _load_block(connection)
-    local_dir.mkdir(parents=True, exist_ok=True)
-    local_path = local_dir / local_file_name(path)
-    with open_session(block) as session:
-        remote, sha256 = session.download(path, local_path)
-    _run_logger().info("Downloaded %r (%d bytes, sha256 %s).", remote.path, remote.size, sha256)
-    return Downloaded(remote=remote, local_path=local_path, sha256=sha256)
-
-
-# Retried like a download: a second attempt finds the file its first attempt claimed, and goes on.
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=RETRY_DELAYS_SECONDS,
-    retry_condition_fn=_retry_when_unavailable,
-)
-def fetch_file(connection: str, path: str, local_dir: Path, *, claim: bool) -> Downloaded | None:
+def fetch(held: HeldSession, path: str, local_dir: Path, *, claim: bool) -> Downloaded | None:
     """Download `path` into `local_dir`, claiming it first when `claim`; None when it is not there.
 
     Claimed, the file is renamed into the claim folder beside it and downloaded from there: what is
     moved afterwards (`Downloaded.claimed_path`) is provably what was downloaded, whatever is uploaded
-    under its name meanwhile. Unclaimed (`claim=False`), it is downloaded in place.
+    under its name meanwhile. Unclaimed (`claim=False`), it is downloaded in place. A server that is
+    down, slow or drops the transfer is tried again after each of `RETRY_DELAYS_SECONDS` (a new
+    login each time); a claim that went through is found again by the next attempt, which goes on.
+    Runs on the held session of the run: no login of its own unless the last use failed.
     """
-    block = _load_block(connection)
     local_dir.mkdir(parents=True, exist_ok=True)
     local_path = local_dir / local_file_name(path)
     claimed: list[ClaimedFile] = []
-    try:
-        with open_session(block) as session:
-            downloaded = (
-                _fetch(session, path, local_path, claimed)
-                if claim
-                else _fetch_in_place(session, path, local_path)
+    delays = list(RETRY_DELAYS_SECONDS)
+    for attempt, delay in enumerate([*delays, None], start=1):
+        try:
+            with held.use() as session:
+                downloaded = (
+                    _fetch(session, path, local_path, claimed)
+                    if claim
+                    else _fetch_in_place(session, path, local_path)
+                )
+            break
+        except SourceUnavailableError as exc:
+            local_path.unlink(missing_ok=True)
+            if delay is None:
+                _unclaim_all(held, claimed)
+                raise
+            _run_logger().warning(
+                "Downloading %r failed (%s); trying again in %.0f s (retry %d/%d).",
+                path,
+                exc,
+                delay,
+                attempt,
+                len(delays),
             )
-    except ImportJobError:
-        local_path.unlink(missing_ok=True)
-        for file in claimed:  # a download that failed leaves the file where it was found
-            _unclaim(block, file)
-        raise
+            time.sleep(delay)
+        except ImportJobError:
+            local_path.unlink(missing_ok=True)
+            _unclaim_all(held, claimed)
+            raise
     if downloaded is not None:
         _run_logger().info(
             "Downloaded %r%s (%d bytes, sha256 %s).",
@@ -238,10 +223,17 @@ def fetch_file(connection: str, path: str, local_dir: Path, *, claim: bool) -> D
     return downloaded
 
 
-def _unclaim(block: FtpConnection, claimed: ClaimedFile) -> None:
+def _unclaim_all(held: HeldSession, claimed: list[ClaimedFile]) -> None:
+    # A download that failed leaves the file where it was found (a retry claims it once: one entry).
+    for file in claimed[:1]:
+        unclaim(held, file)
+
+
+def unclaim(held: HeldSession, claimed: ClaimedFile) -> None:
+    """Put a claimed file back beside the claim folder; if that fails, the next run takes it up first."""
     folder = posixpath.dirname(claimed.original.path) or "."
     try:
-        with open_session(block) as session:
+        with held.use() as session:
             session.move(claimed.claimed_path, folder)
     except ImportJobError as exc:
         _run_logger().warning(
@@ -274,15 +266,13 @@ def _fetch_in_place(session: FileSession, path: str, local_path: Path) -> Downlo
     return Downloaded(remote=remote, local_path=local_path, sha256=sha256)
 
 
-# No retries: if the rename went through but the answer was lost, a retry would move the file twice.
-@task(cache_policy=NO_CACHE)
-def move_file(connection: str, path: str, dest_dir: str) -> str:
+# Never retried: if the rename went through but the answer was lost, a retry would move the file twice.
+def move(held: HeldSession, path: str, dest_dir: str) -> str:
     """Move `path` into `dest_dir` on the same server, never overwriting; return the final path.
 
     `path` may be a claimed path (`Downloaded.claimed_path`): the file keeps its original name.
     """
-    block = _load_block(connection)
-    with open_session(block) as session:
+    with held.use() as session:
         target = session.move(path, dest_dir)
     _run_logger().info("Moved %r to %r.", path, target)
     return target

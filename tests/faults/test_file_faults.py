@@ -103,7 +103,9 @@ def test_a_download_dropped_midway_is_retried_then_the_run_stops_and_the_file_st
     )
     assert cause in report.error
     assert "in/.datahub-claimed/a.csv" in report.error  # it was claimed, then put back
-    assert "Retry 2/2" in prefect_logs.text  # the download is idempotent: retried twice, then given up
+    assert (
+        "trying again in 0 s (retry 2/2)" in prefect_logs.text
+    )  # the download is idempotent: retried twice, then given up
     assert files_in(root, "in") == ["a.csv"]
     assert files_in(root, "failed") == []  # a retry may work: it stays for the next run
     assert (root / "in" / "a.csv").read_text(encoding="utf-8") == text

@@ -21,7 +21,16 @@ from pyftpdlib.handlers import FTPHandler
 import tasks.files.tasks
 from blocks.ftp import FtpConnection
 from tasks.errors import BadFileError, SourceRejectedError
-from tasks.files import CLAIM_DIR, fetch_file, move_file, open_session, watch_file, watch_listing
+from tasks.files import (
+    CLAIM_DIR,
+    Downloaded,
+    HeldSession,
+    fetch,
+    move,
+    open_session,
+    watch_file,
+    watch_listing,
+)
 from tests.fixtures_servers import (
     READ_ONLY_DIR,
     LocalFtp,
@@ -292,6 +301,16 @@ def test_claim_refuses_a_claim_folder_that_is_a_file(server: LocalServer) -> Non
 # -- 4. the fetch and move tasks --------------------------------------------------------------------
 
 
+def _fetch(block: FtpConnection, path: str, local_dir: Path, *, claim: bool) -> Downloaded | None:
+    with HeldSession(block) as held:
+        return fetch(held, path, local_dir, claim=claim)
+
+
+def _move(block: FtpConnection, path: str, dest_dir: str) -> str:
+    with HeldSession(block) as held:
+        return move(held, path, dest_dir)
+
+
 def test_fetch_claims_downloads_and_the_move_takes_what_was_downloaded(
     tmp_path: Path, blocks: dict[str, FtpConnection]
 ) -> None:
@@ -309,10 +328,10 @@ def test_fetch_claims_downloads_and_the_move_takes_what_was_downloaded(
         _folders(local)
         put(local, "in/a.csv", old)
         blocks["ftp"] = make_block(local)
-        downloaded = fetch_file.fn("ftp", "in/a.csv", tmp_path / "work", claim=True)
+        downloaded = _fetch(blocks["ftp"], "in/a.csv", tmp_path / "work", claim=True)
         assert downloaded is not None
         assert replaced.is_set()
-        moved = move_file.fn("ftp", downloaded.claimed_path, "out")
+        moved = _move(blocks["ftp"], downloaded.claimed_path, "out")
     assert (downloaded.remote.path, downloaded.remote.size) == ("in/a.csv", len(old))
     assert downloaded.claimed_path == f"in/{CLAIM_DIR}/a.csv"
     assert downloaded.local_path.read_bytes() == old
@@ -329,7 +348,7 @@ def test_fetch_resumes_what_an_earlier_attempt_claimed(
     blocks["s"] = make_block(server)
     with open_session(blocks["s"]) as session:
         assert session.claim("in/a.csv") is not None  # then the attempt failed mid-download
-    downloaded = fetch_file.fn("s", "in/a.csv", tmp_path / "work", claim=True)
+    downloaded = _fetch(blocks["s"], "in/a.csv", tmp_path / "work", claim=True)
     assert downloaded is not None
     assert (downloaded.remote.path, downloaded.claimed_path) == ("in/a.csv", f"in/{CLAIM_DIR}/a.csv")
     assert downloaded.local_path.read_bytes() == b"claimed"
@@ -340,7 +359,7 @@ def test_fetch_without_claim_downloads_in_place(
 ) -> None:
     put(server, "in/a.csv", b"in place")
     blocks["s"] = make_block(server)
-    downloaded = fetch_file.fn("s", "in/a.csv", tmp_path / "work", claim=False)
+    downloaded = _fetch(blocks["s"], "in/a.csv", tmp_path / "work", claim=False)
     assert downloaded is not None
     assert (downloaded.remote.path, downloaded.claimed_path) == ("in/a.csv", None)
     assert downloaded.local_path.read_bytes() == b"in place"
@@ -353,7 +372,7 @@ def test_fetch_of_a_file_that_is_gone_is_none(
     server: LocalServer, tmp_path: Path, blocks: dict[str, FtpConnection], claim: bool
 ) -> None:
     blocks["s"] = make_block(server)
-    assert fetch_file.fn("s", "in/none.csv", tmp_path / "work", claim=claim) is None
+    assert _fetch(blocks["s"], "in/none.csv", tmp_path / "work", claim=claim) is None
 
 
 def test_a_250_character_name_is_fetched_and_moved_under_its_own_name(
@@ -362,10 +381,10 @@ def test_a_250_character_name_is_fetched_and_moved_under_its_own_name(
     name = "a-" + "p" * 244 + ".csv"
     put(server, f"in/{name}", b"long")
     blocks["s"] = make_block(server)
-    downloaded = fetch_file.fn("s", f"in/{name}", tmp_path / "work", claim=True)
+    downloaded = _fetch(blocks["s"], f"in/{name}", tmp_path / "work", claim=True)
     assert downloaded is not None
     assert len(downloaded.local_path.name) <= 80
     assert downloaded.remote.path == f"in/{name}"
     assert downloaded.claimed_path is not None
-    assert move_file.fn("s", downloaded.claimed_path, "out") == f"out/{name}"
+    assert _move(blocks["s"], downloaded.claimed_path, "out") == f"out/{name}"
     assert (server.root / "out" / name).read_bytes() == b"long"
