@@ -111,6 +111,9 @@ class FileSession:
         self._connection = connection
         self._backend = backend
         self._root = root
+        # Folders seen to exist in this session: a bulk run moves every file into the same ones. One
+        # removed meanwhile makes the rename itself fail, which is reported as before.
+        self._known_dirs: set[str] = set()
 
     def _relative(self, path: str) -> str:
         return relative_to_root(self._root, path)
@@ -174,10 +177,16 @@ class FileSession:
             )
         return remote
 
-    def download(self, path: str, local_path: Path) -> tuple[RemoteFile, str]:
-        """Stream `path` into `local_path`; return its facts and the SHA-256 hex of the bytes written."""
+    def download(
+        self, path: str, local_path: Path, *, known: RemoteFile | None = None
+    ) -> tuple[RemoteFile, str]:
+        """Stream `path` into `local_path`; return its facts and the SHA-256 hex of the bytes written.
+
+        `known`: the file's facts, just read by the caller (a claimed file, read after its rename);
+        otherwise they are read first. The bytes received are checked against its size either way.
+        """
         relative = self._relative(path)
-        remote = self._require_file(relative)
+        remote = known if known is not None else self._require_file(relative)
         try:
             with local_path.open("wb") as out:
                 sink = _HashingSink(out)
@@ -219,8 +228,13 @@ class FileSession:
             )
 
     def _is_dir(self, folder: str) -> bool:
+        if folder in self._known_dirs:
+            return True
         entry = self._entry(folder, "look up the folder", "Fix the folder in the job.")
-        return entry is not None and entry.kind == "dir"
+        if entry is not None and entry.kind == "dir":
+            self._known_dirs.add(folder)
+            return True
+        return False
 
     def _free_target(self, folder: str, name: str) -> str:
         for candidate in candidate_names(name, datetime.now(UTC)):
@@ -279,8 +293,11 @@ class FileSession:
         return True
 
     def _ensure_claim_dir(self, claim_dir: str, fix: str) -> None:
+        if claim_dir in self._known_dirs:
+            return
         entry = self._entry(claim_dir, "look up the claim folder", fix)
         if entry is not None and entry.kind == "dir":
+            self._known_dirs.add(claim_dir)
             return
         if entry is not None:
             raise SourceRejectedError(
@@ -289,6 +306,7 @@ class FileSession:
             )
         with self.translated("create the claim folder", claim_dir, fix):
             self._backend.mkdir(self._remote(claim_dir))
+        self._known_dirs.add(claim_dir)
 
     def leftover_claims(self, folder: str, pattern: str) -> list[ClaimedFile]:
         """Return the files matching `pattern` still claimed in `folder`'s claim folder, oldest first.

@@ -251,7 +251,9 @@ def _fetch(
     if claimed is None:
         return None
     claimed_into.append(claimed)
-    remote, sha256 = session.download(claimed.claimed_path, local_path)
+    # Read after the rename (or found claimed): the facts of the file in the claim folder.
+    known = replace(claimed.original, path=claimed.claimed_path)
+    remote, sha256 = session.download(claimed.claimed_path, local_path, known=known)
     # The facts are those of the bytes downloaded; the path is the one the file was listed under.
     original = replace(remote, path=claimed.original.path)
     return Downloaded(

@@ -13,6 +13,7 @@ misaligned, so no other rule is checked on it. Valid values leave here as canoni
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -167,14 +168,23 @@ def near_misses(plan: MappingPlan) -> dict[str, str]:
     `Product Name` beside an unmapped `Product Names` is a typo, not a column to drop silently.
     """
     mapped = {mapped.spec.name for mapped in plan.fields}
-    unused = [header for header, field in plan.entity.standard_mapping().items() if field not in mapped]
+    unused = tuple(header for header, field in plan.entity.standard_mapping().items() if field not in mapped)
+    return dict(_near_misses(unused, plan.ignored_columns))
+
+
+@functools.lru_cache(maxsize=64)
+def _near_misses(unused: tuple[str, ...], ignored: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # Cached: a bulk run's files share their header, and difflib costs more than a small file's load.
     by_folded = {header.casefold(): header for header in unused}
-    hints = {}
-    for column in plan.ignored_columns:
+    hints = []
+    for column in ignored:
+        # A column that is a standard header, left out of an explicit mapping, is left out on purpose.
+        if column in unused:
+            continue
         near = difflib.get_close_matches(column.casefold(), list(by_folded), n=1, cutoff=0.8)
         if near:
-            hints[column] = by_folded[near[0]]
-    return hints
+            hints.append((column, by_folded[near[0]]))
+    return tuple(hints)
 
 
 def _tables_to_load(entity: Entity, targets: set[str], name: str) -> tuple[TableSpec, ...]:
@@ -209,33 +219,74 @@ def _required_in_row(tables: tuple[TableSpec, ...], row_table: TableSpec, target
     return target in row_table.by_name and row_table.by_name[target].required
 
 
-def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> ValidatedBatch:
-    """Convert a text batch with `plan`; a row with any broken rule is rejected whole."""
-    # Dates and datetimes are parsed once per column, format by format on the cells still unparsed
-    # (most files use one format: one attempt, not one per accepted format); the checks read them.
-    parsed = {
-        _parsed_name(i): _parse_temporal(batch[mapped.column], mapped.spec.type, formats).alias(
-            _parsed_name(i)
-        )
+@dataclass(frozen=True)
+class _Rules:
+    """The polars expressions that validate and convert a batch of one plan, built once per plan."""
+
+    temporal: tuple[tuple[str, str, str], ...]  # (parsed column, source column, date | datetime)
+    values: tuple[pl.Expr, ...]
+    codes: tuple[pl.Expr, ...]
+    custom: tuple[pl.Expr, ...]
+    failed: pl.Expr
+
+
+_RULES_CACHE: dict[tuple[object, ...], _Rules] = {}
+_RULES_CACHE_SIZE = 64
+
+
+def _rules(plan: MappingPlan, formats: CellFormats) -> _Rules:
+    # A bulk run's files share their header: building these expressions (hundreds of polars calls)
+    # cost more than validating a 100-row file. Keyed by what the expressions depend on.
+    key = (
+        plan.entity.name,
+        tuple((mapped.column, mapped.spec.name, mapped.required_here) for mapped in plan.fields),
+        plan.custom_columns,
+        formats.model_dump_json(),
+    )
+    rules = _RULES_CACHE.get(key)
+    if rules is None:
+        if len(_RULES_CACHE) >= _RULES_CACHE_SIZE:
+            _RULES_CACHE.clear()
+        rules = _RULES_CACHE[key] = _build_rules(plan, formats)
+    return rules
+
+
+def _build_rules(plan: MappingPlan, formats: CellFormats) -> _Rules:
+    temporal = tuple(
+        (_parsed_name(i), mapped.column, mapped.spec.type)
         for i, mapped in enumerate(plan.fields)
         if mapped.spec.type in ("date", "datetime")
-    }
+    )
     checks = [_check(mapped, formats, _parsed_name(i)) for i, mapped in enumerate(plan.fields)]
-    values = [value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)]
+    values = tuple(
+        value.alias(mapped.spec.name) for mapped, (value, _) in zip(plan.fields, checks, strict=True)
+    )
     # The custom fields' cells are checked after the mapped ones: code `_code<n>` is column n of `_checked`.
     all_codes = [code for _, code in checks] + [_custom_code(column) for column in plan.custom_columns]
-    codes = [code.alias(f"_code{i}") for i, code in enumerate(all_codes)]
+    codes = tuple(code.alias(f"_code{i}") for i, code in enumerate(all_codes))
     custom = (
-        [_custom_fields(plan.custom_columns), _custom_fields_given(plan.custom_columns)]
+        (_custom_fields(plan.custom_columns), _custom_fields_given(plan.custom_columns))
         if plan.custom_columns
-        else []
+        else ()
     )
-    frame = (batch.with_columns(*parsed.values()) if parsed else batch).with_columns(*codes)
     failed = (
         pl.any_horizontal(pl.col(f"_code{i}").is_not_null() for i in range(len(codes))).fill_null(False)
         if codes
         else pl.lit(False)
     )
+    return _Rules(temporal, values, codes, custom, failed)
+
+
+def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats) -> ValidatedBatch:
+    """Convert a text batch with `plan`; a row with any broken rule is rejected whole."""
+    rules = _rules(plan, formats)
+    # Dates and datetimes are parsed once per column, format by format on the cells still unparsed
+    # (most files use one format: one attempt, not one per accepted format); the checks read them.
+    parsed = [
+        _parse_temporal(batch[column], kind, formats).alias(name) for name, column, kind in rules.temporal
+    ]
+    frame = (batch.with_columns(*parsed) if parsed else batch).with_columns(*rules.codes)
+    failed = rules.failed
     if FIELDS in batch.columns:  # the reader found records with more or fewer fields than the header
         failed = failed | pl.col(FIELDS).is_not_null()
     frame = frame.with_columns(failed.alias("_failed"))
@@ -244,7 +295,7 @@ def validate_batch(batch: pl.DataFrame, plan: MappingPlan, formats: CellFormats)
         bad = frame.filter(pl.col("_failed"))
     else:  # the usual case: no copy of the batch
         good, bad = frame, frame.clear()
-    rows = good.select(pl.col(RECORD), pl.col(LINE), *values, *custom)
+    rows = good.select(pl.col(RECORD), pl.col(LINE), *rules.values, *rules.custom)
     header = [c for c in batch.columns if c not in (RECORD, LINE, FIELDS, EXTRA)]
     return ValidatedBatch(rows, _rejects(bad, plan, formats, header), bad.height)
 

@@ -12,6 +12,7 @@ applied migration is recorded with what it found.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -145,9 +146,19 @@ def json_type(dialect: str) -> str:
     return _JSON[dialect]
 
 
+_CURRENT_HUBS: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+"""Engines whose hub was found up to date: its tables existed before, so no rollback can undo them."""
+
+
 def ensure_system_tables(conn: sa.Connection) -> None:
     """Create the hub's own tables if they are missing, and migrate them to the current version."""
+    # Checked once per engine (a run's engine serves every file: three checks a file cost more than a
+    # small file's load). Only a hub found complete is remembered: tables this call creates are in
+    # the caller's transaction, which may still roll back.
+    if conn.engine in _CURRENT_HUBS:
+        return
     if _up_to_date(conn):
+        _CURRENT_HUBS.add(conn.engine)
         return
     if conn.dialect.name == "postgresql":
         # Two runs meeting a new or old hub at once: one creates or migrates, the other waits for it

@@ -598,6 +598,15 @@ def test_an_ignored_column_that_nearly_is_a_standard_header_is_named_with_it() -
     )
 
 
+def test_a_standard_header_left_out_of_an_explicit_mapping_is_no_near_miss_of_itself() -> None:
+    # It printed "Product Brand (did you mean Product Brand?)" for every file of a bulk run.
+    mapping = {"Product External Id": "productExternalId", "Product Names": "productNames"}
+    header = ["Product External Id", "Product Names", "Product Brand", "Product Brnad"]
+    plan = plan_mapping(entity("products"), mapping, header, name="in/a.csv")
+    assert plan.ignored_columns == ("Product Brand", "Product Brnad")
+    assert near_misses(plan) == {"Product Brnad": "Product Brand"}
+
+
 def test_a_mapped_fields_header_is_no_near_miss() -> None:
     plan = plan_mapping(
         entity("products"), None, ["Product External Id", "Product Names", "Product Namez"], name="in/a.csv"
