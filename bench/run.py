@@ -611,6 +611,92 @@ class Runner:
                         row.peer.append(result)
             self.rows.append(row)
 
+    def run_loop(self, *, runs: int) -> None:
+        """`./dev run job.yaml` on a one-row file, the whole command, vs a no-op flow on a running server."""
+        print("local loop", flush=True)
+        state = STATE / "loop-state"
+        shutil.rmtree(state, ignore_errors=True)
+        state.mkdir(parents=True)
+        (STATE / "ftp" / "loop").mkdir(parents=True, exist_ok=True)
+        one_row = next(bulk_folder.bulk_files(1, rows_per_file=1).iterdir())
+        shutil.copy(one_row, STATE / "ftp" / "loop" / "one.csv")
+        job = state / "job.yaml"
+        job.write_text(
+            json.dumps(
+                {
+                    "name": "bench-loop",
+                    "connection": "bench-ftp",
+                    "entity": "products",
+                    "source": {"kind": "file", "file_path": "loop/one.csv", "settle_seconds": 0},
+                    "csv": {"delimiter": ";"},
+                    "force": True,
+                }
+            ),
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in self.env.items() if k != "PREFECT_API_URL"}
+        env |= {"DATAHUB_STATE_DIR": str(state), "PREFECT_HOME": str(state / "prefect")}
+        first = Row(
+            "`./dev run` one-row file, first run (starts the local server)",
+            "1 row",
+            unit="",
+            reference="no-op flow",
+        )
+        again = Row(
+            "`./dev run` one-row file, later runs (reuse the local server)",
+            "1 row",
+            unit="",
+            reference="no-op flow",
+            target="<= 2x the no-op flow on a running server",
+        )
+        try:
+            first.ours.append(self._timed_command(["./dev", "run", str(job)], env, save_blocks=True))
+            for _ in range(runs):
+                again.ours.append(self._timed_command(["./dev", "run", str(job)], env))
+                noop = [
+                    sys.executable,
+                    "-c",
+                    "from prefect import flow; flow(name='bench-noop')(lambda: 1)()",
+                ]
+                for row in (first, again):
+                    row.peer.append(self._timed_command(noop, self.env))
+        finally:
+            subprocess.run(["./dev", "server", "stop"], env=env, cwd=ROOT, capture_output=True, check=False)
+        self.rows += [first, again]
+
+    def _timed_command(
+        self, command: list[str], env: dict[str, str], *, save_blocks: bool = False
+    ) -> dict[str, Any]:
+        if save_blocks:  # on the local server the command starts: blocks live in its Prefect home
+            url = subprocess.run(
+                [sys.executable, "-m", "flows.local_server", "url"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            saving = [
+                sys.executable,
+                "-c",
+                f"from bench.run import _save_blocks; _save_blocks({{'ftp_port': {self.ftp_port}, 'database_url': 'sqlite:///{STATE}/loop-state/hub.db'}})",
+            ]
+            subprocess.run(
+                saving, env=env | {"PREFECT_API_URL": url}, cwd=ROOT, check=True, capture_output=True
+            )
+            subprocess.run(["./dev", "server", "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            message = (
+                f"{' '.join(command)} failed (exit {done.returncode}): {(done.stderr or done.stdout)[-500:]}"
+            )
+            self.errors.append(message)
+            raise SystemExit(message)
+        print(f"  {command[-1][-40:]}: {seconds:.2f} s", flush=True)
+        return {"seconds": seconds}
+
     def run_prefect(self, *, runs: int) -> None:
         print("Prefect fixed cost", flush=True)
         ephemeral_home = STATE / "prefect-ephemeral"
@@ -663,7 +749,7 @@ class Runner:
             "API calls alone; Prefect = the flow call's wall time minus the body. Peak RSS: the case's own process (`VmHWM`).",
             "",
             "| case | size | ours: time (s) | ours: throughput | load / paging (s) | Prefect around it (s) "
-            "| peak RSS (MiB) | reference, same run: time (s) | dlt / ours, or ours / floor | target |",
+            "| peak RSS (MiB) | reference, same run: time (s) | dlt / ours, or ours / reference | target |",
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in self.rows:
@@ -677,8 +763,10 @@ class Runner:
                 if "paging_seconds" in row.ours[0]:
                     alone = _summary([r[count] / r["paging_seconds"] for r in row.ours], ",.0f")
                     throughput += f"; paging alone {alone}"
-            else:
+            elif "import_seconds" in row.ours[0]:
                 throughput = "import " + _summary([r["import_seconds"] for r in row.ours], ".2f") + " s"
+            else:
+                throughput = ""
             inner_key = "load_seconds" if "load_seconds" in row.ours[0] else "paging_seconds"
             inner = _summary([r[inner_key] for r in row.ours], ".2f") if inner_key in row.ours[0] else ""
             prefect = (
@@ -688,7 +776,7 @@ class Runner:
             )
             if "second_seconds" in row.ours[0]:
                 prefect = "2nd run in process " + _summary([r["second_seconds"] for r in row.ours], ".2f")
-            rss = _summary([r["rss_mib"] for r in row.ours], ".0f")
+            rss = _summary([r["rss_mib"] for r in row.ours], ".0f") if "rss_mib" in row.ours[0] else ""
             peer = ratio = ""
             if row.peer:
                 peer = f"{row.reference} " + _summary([r["seconds"] for r in row.peer], ".2f")
@@ -807,7 +895,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=None,
-        help="comma-separated groups to run: csv, postgresql, rss, bulk, rest, prefect (default: all; smoke: csv,bulk,rest)",
+        help="comma-separated groups to run: csv, postgresql, rss, bulk, rest, prefect, loop (default: all; smoke: csv,bulk,rest)",
     )
     parser.add_argument(
         "--out",
@@ -861,6 +949,8 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_rest(runs=args.runs, dlt=dlt)
         if "prefect" in groups:
             runner.run_prefect(runs=args.runs)
+        if "loop" in groups:
+            runner.run_loop(runs=args.runs)
     runner.drop_schemas()
     table = runner.table(time.monotonic() - started)
     out = args.out or (STATE / "RESULTS-smoke.md" if args.smoke else RESULTS)
