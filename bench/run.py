@@ -501,6 +501,22 @@ class Runner:
             if (result := self.child("bulk-flow", common | {"folder": "bulk"})) is not None:
                 row.ours.append(result)
         self.rows.append(row)
+        # For information: the same rows as one file, through the same flow, in the same run.
+        from bench.csv_import import _size_name, data_file
+
+        rows = files * bulk_folder.ROWS_PER_FILE
+        whole = Row(
+            "same rows as one file, FTP -> sqlite, fresh (information for the bulk row)", f"{rows:,} rows"
+        )
+        name = f"products-{_size_name(rows)}.csv"
+        if not (ftp_root / name).exists():
+            os.link(data_file(rows), ftp_root / name)
+        for _ in range(runs):
+            self.reset_sqlite(sqlite_path)
+            params = {"ftp_port": self.ftp_port, "file": name, "database_url": f"sqlite:///{sqlite_path}"}
+            if (result := self.child("csv-flow", params)) is not None:
+                whole.ours.append(result)
+        self.rows.append(whole)
 
     def run_rest(self, *, runs: int, dlt: bool) -> None:
         sqlite_path = STATE / "bench-hub.db"
