@@ -50,11 +50,11 @@ marker = Path(sys.argv[2])
 move_after = module._move_after
 
 
-def move_after_a_pause(job, report, **kwargs):
+def move_after_a_pause(job, held, report, **kwargs):
     if report.status != "FAILED" and not marker.exists():
         marker.write_text(report.path)  # committed, not moved yet: the test kills us here
         time.sleep(120)
-    return move_after(job, report, **kwargs)
+    return move_after(job, held, report, **kwargs)
 
 
 module._move_after = move_after_a_pause
@@ -108,10 +108,11 @@ def test_a_run_killed_between_commit_and_move_is_completed_by_the_next_run_exact
             child.wait()
 
     # What the kill left: a.csv committed and ledgered but not moved, still claimed (renamed into the
-    # claim folder beside inbound before its download); the run "RUNNING".
+    # claim folder beside inbound before its download); b.csv claimed and downloaded ahead while
+    # a.csv loaded, not loaded; the run "RUNNING".
     assert marker.read_text() == "in/a.csv"
-    assert files_in(root, "in") == sorted(FILES)[1:]
-    assert files_in(root, "in/.datahub-claimed") == ["a.csv"]
+    assert files_in(root, "in") == sorted(FILES)[2:]
+    assert files_in(root, "in/.datahub-claimed") == sorted(FILES)[:2]
     assert table(hub_url, "SELECT path, moved_to FROM datahub_ledger") == [("in/a.csv", None)]
     assert table(hub_url, "SELECT count(*) FROM products") == [(40,)]
     assert table(hub_url, "SELECT status, finished_at FROM datahub_runs") == [("RUNNING", None)]
@@ -127,7 +128,7 @@ def test_a_run_killed_between_commit_and_move_is_completed_by_the_next_run_exact
         ]
     )
     assert files_in(root, "in") == []
-    assert files_in(root, "in/.datahub-claimed") == []  # the leftover was taken up first
+    assert files_in(root, "in/.datahub-claimed") == []  # the leftovers were taken up first
     assert files_in(root, "out") == sorted(FILES)  # none lost, none doubled
     assert sorted(table(hub_url, "SELECT path, moved_to FROM datahub_ledger")) == [
         (f"in/{name}", f"out/{name}") for name in sorted(FILES)
